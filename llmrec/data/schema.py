@@ -1,0 +1,137 @@
+"""The one schema every paradigm uses: interactions, an item catalogue, optional user features.
+
+Column names are fixed so that loaders, splits, scorers and the evaluator agree without mapping:
+
+* interactions: ``user_id`` (str), ``item_id`` (str), ``timestamp`` (int64; a real unix time, or
+  an ordinal position where the source only gives order), optional ``rating`` (float) and
+  ``label`` (int 0/1, e.g. clicked or liked).
+* items: one row per item, indexed by ``item_id`` (str), with text columns such as ``title``,
+  ``genres``, ``category``, ``brand``, ``abstract``.
+* users (optional): one row per user, indexed by ``user_id``.
+
+Ids are strings everywhere: the sources mix integer ids, ASINs and MIND's ``N123``, and a string
+never silently turns 17 into 17.0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from llmrec.errors import DataFormatError
+
+USER = "user_id"
+ITEM = "item_id"
+TIME = "timestamp"
+RATING = "rating"
+LABEL = "label"
+
+REQUIRED_INTERACTION_COLUMNS = (USER, ITEM, TIME)
+
+
+@dataclass
+class Dataset:
+    """Interactions plus the item catalogue (and user features where the source has them)."""
+
+    name: str
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    users: pd.DataFrame | None = None
+    domain: str = "item"
+    """The noun prompts use for an item: movie, game, product, news, job."""
+    source: str = ""
+    """Where the data was read from (a folder), for messages and reports."""
+    timestamps_are_order: bool = False
+    """True when the source has no clock, only the order of events (Amazon RecBole files)."""
+    eval_sequences: pd.DataFrame | None = None
+    """A split fixed by the source (columns user_id, history: list[str], target: str), e.g. the
+    RecFormer / LLMRank validation files. ``splits.predefined_split`` turns it into a Split."""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.interactions = validate_interactions(self.interactions, source=self.source or self.name)
+        self.items = validate_items(self.items, source=self.source or self.name)
+
+    @property
+    def n_users(self) -> int:
+        return int(self.interactions[USER].nunique())
+
+    @property
+    def n_items(self) -> int:
+        return int(len(self.items))
+
+    def summary(self) -> dict:
+        """Counts a person checks first when a data set looks wrong."""
+        inter = self.interactions
+        per_user = inter.groupby(USER).size()
+        out = {
+            "name": self.name,
+            "domain": self.domain,
+            "interactions": int(len(inter)),
+            "users": self.n_users,
+            "items_in_catalog": self.n_items,
+            "items_with_interactions": int(inter[ITEM].nunique()),
+            "interactions_per_user_median": float(per_user.median()) if len(per_user) else 0.0,
+            "density": float(len(inter) / max(1, self.n_users * max(1, self.n_items))),
+            "has_rating": RATING in inter.columns,
+            "has_label": LABEL in inter.columns,
+            "timestamps_are_order": self.timestamps_are_order,
+            "text_fields": [c for c in self.items.columns],
+        }
+        if self.eval_sequences is not None:
+            out["predefined_eval_sequences"] = int(len(self.eval_sequences))
+        return out
+
+
+def validate_interactions(df: pd.DataFrame, source: str | Path = "interactions") -> pd.DataFrame:
+    """Check columns and types; return a copy with canonical dtypes, sorted by (user, time).
+
+    Raises DataFormatError naming the missing or malformed column.
+    """
+    missing = [c for c in REQUIRED_INTERACTION_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataFormatError(
+            source, f"columns {list(REQUIRED_INTERACTION_COLUMNS)}", field=missing[0], got=list(df.columns)
+        )
+    if len(df) == 0:
+        raise DataFormatError(source, "at least one interaction", got="an empty table")
+    out = df.copy()
+    for col in (USER, ITEM):
+        if out[col].isna().any():
+            row = int(np.flatnonzero(out[col].isna().to_numpy())[0])
+            raise DataFormatError(source, "a non-empty id", field=col, line=row, got=None)
+        out[col] = out[col].astype(str)
+    out[TIME] = _numeric_column(out, TIME, source).astype("int64")
+    if RATING in out.columns:
+        out[RATING] = _numeric_column(out, RATING, source).astype("float64")
+    if LABEL in out.columns:
+        out[LABEL] = _numeric_column(out, LABEL, source).astype("int64")
+    # Stable sort keeps the source order for equal timestamps (ML-100K has many), so "before"
+    # is well defined and reproducible.
+    out = out.sort_values([USER, TIME], kind="stable").reset_index(drop=True)
+    return out
+
+
+def validate_items(items: pd.DataFrame, source: str | Path = "items") -> pd.DataFrame:
+    """Items must be indexed by a unique string item id."""
+    out = items.copy()
+    if ITEM in out.columns:
+        out = out.set_index(ITEM)
+    out.index = out.index.astype(str)
+    out.index.name = ITEM
+    if out.index.has_duplicates:
+        dup = out.index[out.index.duplicated()][0]
+        raise DataFormatError(source, "unique item ids in the catalogue", field=ITEM, got=dup)
+    return out
+
+
+def _numeric_column(df: pd.DataFrame, col: str, source: str | Path) -> pd.Series:
+    values = pd.to_numeric(df[col], errors="coerce")
+    bad = values.isna() & df[col].notna()
+    if bad.any() or values.isna().any():
+        row = int(np.flatnonzero((bad | values.isna()).to_numpy())[0])
+        raise DataFormatError(source, "a number", field=col, line=row, got=df[col].iloc[row])
+    return values

@@ -1,0 +1,255 @@
+"""Leakage-free splits: temporal ratio (with cold-start items), leave-one-out, random ratio, predefined.
+
+Every split returns a :class:`Split` with train / valid / test interaction tables and builds
+:class:`EvalSet` cases on demand. The rule that keeps evaluation honest lives here, once:
+
+* a case's history holds only events that happened before its targets, taken from the parts the
+  model may know (train for valid cases; train + valid for test cases);
+* vocabularies and popularity come from ``split.train`` alone (``train_items``, ``item_popularity``);
+* cold-start items are test items with no training interaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from llmrec.data.schema import ITEM, RATING, TIME, USER, Dataset
+from llmrec.errors import DataFormatError
+
+_SEQ = "event_seq"  # position of an event in its user's time-ordered sequence (ties keep source order)
+
+
+@dataclass
+class EvalSet:
+    """Evaluation cases: for each case a user, the history before the targets, and the targets.
+
+    ``histories[i]`` is time-ordered (oldest first). ``history_ratings[i]`` aligns with it when the
+    data has ratings. ``dropped`` counts cases left out and why (e.g. an empty history).
+    """
+
+    part: str
+    users: list[str]
+    histories: list[list[str]]
+    targets: list[list[str]]
+    history_ratings: list[list[float]] | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def subset(self, indices: list[int] | np.ndarray) -> EvalSet:
+        idx = [int(i) for i in indices]
+        return EvalSet(
+            part=self.part,
+            users=[self.users[i] for i in idx],
+            histories=[self.histories[i] for i in idx],
+            targets=[self.targets[i] for i in idx],
+            history_ratings=None if self.history_ratings is None else [self.history_ratings[i] for i in idx],
+            dropped=dict(self.dropped),
+        )
+
+
+@dataclass
+class Split:
+    """Train / valid / test interactions of one data set, split one way."""
+
+    name: str
+    dataset: Dataset
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    group_targets: bool
+    """True: one case per user holding all their held-out events (temporal split). False: one
+    case per held-out event (leave-one-out, random)."""
+    fixed_histories: dict[str, dict[tuple[str, str], list[str]]] | None = None
+    """For predefined splits: the history the source file gives for (user, target)."""
+
+    # --- what a model may know -------------------------------------------------------------
+    def known(self, part: str) -> pd.DataFrame:
+        """Events a model may use when predicting ``part`` ('valid' -> train; 'test' -> train+valid)."""
+        if part == "valid":
+            return self.train
+        if part == "test":
+            return pd.concat([self.train, self.valid], ignore_index=True)
+        raise ValueError(f"part must be 'valid' or 'test', got {part!r}")
+
+    def train_items(self) -> set[str]:
+        """The item vocabulary a model may build: items with at least one training interaction."""
+        return set(self.train[ITEM].unique())
+
+    def item_popularity(self, part: str = "test") -> pd.Series:
+        """Interaction counts per item from the events known before ``part``."""
+        return self.known(part)[ITEM].value_counts()
+
+    def cold_items(self, part: str = "test") -> set[str]:
+        """Items of ``part`` with no interaction in what is known before it: the cold-start items."""
+        held = self.test if part == "test" else self.valid
+        return set(held[ITEM].unique()) - set(self.known(part)[ITEM].unique())
+
+    # --- cases ---------------------------------------------------------------------------------
+    def eval_set(self, part: str = "test", min_history: int = 1, max_history: int | None = None) -> EvalSet:
+        """Build evaluation cases for ``part``; cases with fewer than ``min_history`` events are
+        dropped and counted. ``max_history`` keeps only the most recent events."""
+        held = self.test if part == "test" else self.valid
+        known = self.known(part).sort_values([USER, _SEQ], kind="stable")
+        has_rating = RATING in known.columns
+        # Per user: time-ordered arrays of what is known, so each case's history is one slice.
+        by_user: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = {
+            u: (g[ITEM].to_numpy(), g[TIME].to_numpy(), g[_SEQ].to_numpy(),
+                g[RATING].to_numpy(dtype=float) if has_rating else None)
+            for u, g in known.groupby(USER, sort=False)
+        }
+        nothing = (np.array([], dtype=object), np.array([], dtype=np.int64), np.array([], dtype=np.int64),
+                   np.array([], dtype=float) if has_rating else None)
+        users: list[str] = []
+        histories: list[list[str]] = []
+        targets: list[list[str]] = []
+        ratings: list[list[float]] | None = [] if has_rating else None
+        dropped = {"short_history": 0}
+
+        def add(user: str, end: int, tgt: list[str], start: int = 0) -> None:
+            items, _, _, rates = by_user.get(user, nothing)
+            if max_history is not None:
+                start = max(start, end - max_history)
+            if end - start < min_history:
+                dropped["short_history"] += 1
+                return
+            users.append(user)
+            histories.append([str(i) for i in items[start:end]])
+            targets.append(tgt)
+            if ratings is not None:
+                ratings.append(rates[start:end].tolist() if rates is not None else [])
+
+        if self.fixed_histories is not None:
+            fixed = self.fixed_histories[part]
+            for user, item in zip(held[USER], held[ITEM]):
+                items = by_user.get(user, nothing)[0]
+                wanted = fixed[(user, item)]
+                # The source's history for this target must be the user's known prefix; if a
+                # loader ever broke that, fail loudly rather than evaluate on a different history.
+                if [str(i) for i in items[: len(wanted)]] != wanted:
+                    raise DataFormatError(self.dataset.source or self.dataset.name,
+                                          "the given history to equal the user's known events",
+                                          field="history", got=f"user {user}")
+                add(user, len(wanted), [item])
+        elif self.group_targets:
+            for user, g in held.groupby(USER, sort=False):
+                # Every known event is earlier by construction; searchsorted on time re-checks it,
+                # so a bad split can never leak (the leakage tests check this too).
+                times = by_user.get(user, nothing)[1]
+                add(user, int(np.searchsorted(times, g[TIME].min(), side="left")),
+                    list(dict.fromkeys(g[ITEM].tolist())))
+        else:
+            strictly_earlier = self.name == "random"  # scattered events: only earlier times are "before"
+            for user, t, seq, item in zip(held[USER], held[TIME], held[_SEQ], held[ITEM]):
+                _, times, seqs, _ = by_user.get(user, nothing)
+                end = np.searchsorted(times, t, side="left") if strictly_earlier else np.searchsorted(seqs, seq)
+                add(user, int(end), [item])
+        return EvalSet(part=part, users=users, histories=histories, targets=targets,
+                       history_ratings=ratings, dropped=dropped)
+
+    def summary(self) -> dict:
+        return {
+            "split": self.name,
+            "train": int(len(self.train)),
+            "valid": int(len(self.valid)),
+            "test": int(len(self.test)),
+            "train_items": len(self.train_items()),
+            "cold_test_items": len(self.cold_items("test")),
+            "test_events_on_cold_items": int(self.test[ITEM].isin(self.cold_items("test")).sum()),
+        }
+
+
+def _with_seq(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.sort_values([USER, TIME], kind="stable").reset_index(drop=True)
+    out[_SEQ] = out.groupby(USER).cumcount()
+    return out
+
+
+def temporal_split(dataset: Dataset, test_ratio: float = 0.3, valid_ratio: float = 0.0) -> Split:
+    """Global time split: the earliest ``1 - test_ratio`` of events train, the rest test.
+
+    Events that share the cut-off timestamp all go to the later part, so every training event is
+    strictly earlier than every test event. Items seen only in test are the cold-start items.
+    ``valid_ratio`` (of all events) is carved from the end of the training period.
+    """
+    if not 0 < test_ratio < 1 or not 0 <= valid_ratio < 1 - test_ratio:
+        raise ValueError(f"need 0 < test_ratio < 1 and 0 <= valid_ratio < 1 - test_ratio, got {test_ratio}, {valid_ratio}")
+    df = _with_seq(dataset.interactions)
+    times = np.sort(df[TIME].to_numpy(), kind="stable")
+    n = len(times)
+    test_cut = times[min(n - 1, int(np.floor(n * (1 - test_ratio))))]
+    valid_cut = times[min(n - 1, int(np.floor(n * (1 - test_ratio - valid_ratio))))] if valid_ratio else test_cut
+    train = df[df[TIME] < valid_cut]
+    valid = df[(df[TIME] >= valid_cut) & (df[TIME] < test_cut)]
+    test = df[df[TIME] >= test_cut]
+    if len(train) == 0 or len(test) == 0:
+        raise DataFormatError(dataset.source or dataset.name, "timestamps spread enough to split by time",
+                              field=TIME, got=f"{df[TIME].nunique()} distinct values")
+    return Split("temporal", dataset, train.reset_index(drop=True), valid.reset_index(drop=True),
+                 test.reset_index(drop=True), group_targets=True)
+
+
+def leave_one_out_split(dataset: Dataset, min_events: int = 3) -> Split:
+    """Per user: last event test, second-to-last valid, the rest train.
+
+    Users with fewer than ``min_events`` events stay entirely in train.
+    """
+    df = _with_seq(dataset.interactions)
+    length = df.groupby(USER)[_SEQ].transform("max") + 1
+    eligible = length >= min_events
+    is_test = eligible & (df[_SEQ] == length - 1)
+    is_valid = eligible & (df[_SEQ] == length - 2)
+    return Split("leave_one_out", dataset, df[~is_test & ~is_valid].reset_index(drop=True),
+                 df[is_valid].reset_index(drop=True), df[is_test].reset_index(drop=True), group_targets=False)
+
+
+def random_split(dataset: Dataset, test_ratio: float = 0.2, seed: int = 42) -> Split:
+    """Random per-event split (TensorFlow Recommenders' 80/20). Histories still hold only events
+    strictly earlier than each target; the rest of a user's train events are never shown."""
+    df = _with_seq(dataset.interactions)
+    rng = np.random.default_rng(seed)
+    is_test = rng.random(len(df)) < test_ratio
+    return Split("random", dataset, df[~is_test].reset_index(drop=True), df.iloc[0:0].copy(),
+                 df[is_test].reset_index(drop=True), group_targets=False)
+
+
+def predefined_split(dataset: Dataset) -> Split:
+    """The split a source fixes (``dataset.eval_sequences``: user, history, target).
+
+    Each target event becomes a test case with exactly the source's history; everything else is
+    train. Used for the RecFormer / LLMRank validation files.
+    """
+    if dataset.eval_sequences is None:
+        raise ValueError(f"data set {dataset.name!r} has no predefined evaluation sequences")
+    df = _with_seq(dataset.interactions)
+    seqs = dataset.eval_sequences
+    key = set(zip(seqs[USER].astype(str), seqs["target"].astype(str)))
+    # The target is the last event of its user's sequence in these files.
+    last = df.groupby(USER)[_SEQ].transform("max") == df[_SEQ]
+    is_test = last & pd.Series([k in key for k in zip(df[USER], df[ITEM])], index=df.index)
+    fixed = {"test": {(str(u), str(t)): [str(i) for i in h]
+                      for u, h, t in zip(seqs[USER], seqs["history"], seqs["target"])}, "valid": {}}
+    return Split("predefined", dataset, df[~is_test].reset_index(drop=True), df.iloc[0:0].copy(),
+                 df[is_test].reset_index(drop=True), group_targets=False, fixed_histories=fixed)
+
+
+SPLITS = {
+    "temporal": temporal_split,
+    "leave_one_out": leave_one_out_split,
+    "loo": leave_one_out_split,
+    "random": random_split,
+    "predefined": predefined_split,
+}
+
+
+def make_split(dataset: Dataset, kind: str, **kwargs) -> Split:
+    """Split ``dataset`` by name: temporal, leave_one_out (loo), random, predefined."""
+    try:
+        fn = SPLITS[kind]
+    except KeyError:
+        raise ValueError(f"unknown split {kind!r}; choose one of {sorted(SPLITS)}") from None
+    return fn(dataset, **kwargs)
