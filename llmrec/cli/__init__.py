@@ -13,7 +13,7 @@ import sys
 
 from llmrec import __version__
 
-COMMANDS = ["quickstart", "data", "embed", "evaluate"]
+COMMANDS = ["quickstart", "data", "embed", "evaluate", "rerank", "learn", "sasrec"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,8 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    # Our own progress at INFO; third-party chatter (model loading notices) only with --verbose.
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("llmrec").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
