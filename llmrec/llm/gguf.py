@@ -23,16 +23,11 @@ import time
 from pathlib import Path
 
 from llmrec.llm.base import LLMError
+from llmrec.utils.paths import cache_root
 
 logger = logging.getLogger(__name__)
 
 SOURCE_FILE = "llmrec_source.json"
-
-
-def cache_root() -> Path:
-    """Where llmrec keeps converted models: ``$LLMREC_CACHE_DIR`` or ``~/.cache/llmrec``."""
-    env = os.environ.get("LLMREC_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "llmrec"
 
 
 def models_dir() -> Path:
