@@ -13,7 +13,7 @@ import sys
 
 from llmrec import __version__
 
-COMMANDS = ["quickstart", "data", "embed", "evaluate", "rerank", "learn", "sasrec"]
+COMMANDS = ["quickstart", "data", "embed", "evaluate"]
 
 
 def build_parser() -> argparse.ArgumentParser:
