@@ -75,7 +75,10 @@ def cosine_reference(encoder, history_texts, candidate_texts, weights=None):
 def test_config_has_help_text_and_validates():
     for f in dataclasses.fields(EmbeddingRankerConfig):
         assert f.metadata.get("help"), f"{f.name} has no help text"
-    assert EmbeddingRankerConfig().cache_dir == "~/.cache/llmrec/embeddings"
+    # The default cache lives under the one llmrec cache root ($LLMREC_CACHE_DIR or ~/.cache/llmrec).
+    from llmrec.utils.paths import cache_root
+
+    assert EmbeddingRankerConfig().cache_dir == str(cache_root() / "embeddings")
     with pytest.raises(ValueError, match="batch_size"):
         EmbeddingRankerConfig(batch_size=0)
     with pytest.raises(ValueError, match="half-life"):
