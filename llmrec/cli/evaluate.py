@@ -43,6 +43,6 @@ def run(args: argparse.Namespace) -> int:
         scorer = build_scorer(name, split, part=args.part, model=args.model)
         results[scorer.name] = evaluator(scorer)
     print(results_table(results))
-    for path in write_results(results, args.out, title=f"{dataset.name}, {args.split} split, {args.part}"):
+    for path in write_results(results, args.out, title=f"{args.split} split"):
         print(f"wrote {path}")
     return 0
