@@ -8,22 +8,10 @@ import torch
 
 from llmrec.llm import AmbiguousOptionsError, LanguageModel, ResponseCache
 from llmrec.llm.hf import HFCausalLM
-from llmrec.llm.testing import CHATML_TEMPLATE, tiny_llama, train_tiny_tokenizer
+from llmrec.llm.testing import CHATML_TEMPLATE, DEFAULT_WORDS, tiny_llama, train_tiny_tokenizer
 
-TITLES = [
-    "The Matrix",
-    "Interstellar",
-    "Frozen",
-    "Predator",
-    "Notting Hill",
-    "Pretty Woman",
-    "Alien",
-    "Toy Story",
-    "Heat",
-    "Casablanca",
-    "Vertigo",
-    "Jaws",
-]
+# The movie titles the tiny tokenizer was trained on (it knows them as whole words).
+TITLES = list(DEFAULT_WORDS[:12])
 
 
 @pytest.fixture(scope="module")
