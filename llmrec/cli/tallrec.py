@@ -1,0 +1,106 @@
+"""``llmrec tallrec build-data | train | score``: TALLRec instruction data, LoRA tuning, P(Yes) scoring."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from llmrec.cli.options import add_dataclass_arguments, dataclass_from_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from llmrec.tallrec.config import TallRecConfig
+
+    parser = subparsers.add_parser("tallrec", help="TALLRec: LoRA instruction tuning with Yes/No scoring",
+                                   description="Build TALLRec instruction data, fine-tune a causal LM with LoRA, "
+                                               "and score P(Yes) (AUC against the examples' answers).")
+    sub = parser.add_subparsers(dest="tallrec_command", metavar="ACTION", required=True)
+
+    build = sub.add_parser("build-data", help="write train/valid/test JSON (TALLRec's Alpaca format)")
+    build.add_argument("--dataset", required=True, help="ml-100k (ratings), mind (impressions), amazon-games, ...")
+    build.add_argument("--data-dir", default=None, help="folder holding the data set folders")
+    build.add_argument("--out", required=True, type=Path, help="output folder for train.json, valid.json, test.json")
+    build.add_argument("--history-len", type=int, default=10, help="items shown before the target")
+    build.add_argument("--split-by", choices=["example", "user"], default="example",
+                       help="8:1:1 split of examples (TALLRec) or of users")
+    build.add_argument("--exclude", type=Path, nargs="*", default=[],
+                       help="TALLRec JSON files whose questions are removed from train (e.g. its valid.json)")
+    build.add_argument("--seed", type=int, default=42)
+    build.set_defaults(func=run_build)
+
+    train = sub.add_parser("train", help="LoRA-tune on a JSON file; save a guarded adapter")
+    train.add_argument("--train", required=True, type=Path, help="training JSON (TALLRec format)")
+    train.add_argument("--valid", type=Path, default=None, help="validation JSON: early stopping on AUC")
+    train.add_argument("--out", required=True, type=Path, help="adapter folder to write")
+    add_dataclass_arguments(train.add_argument_group("TALLRec model, LoRA and training"), TallRecConfig)
+    train.set_defaults(func=run_train)
+
+    score = sub.add_parser("score", help="P(Yes) for a JSON file with a saved adapter (or zero-shot)")
+    score.add_argument("--data", required=True, type=Path, help="TALLRec JSON to score")
+    group = score.add_mutually_exclusive_group(required=True)
+    group.add_argument("--adapter", type=Path, help="adapter folder written by 'train'")
+    group.add_argument("--zero-shot", metavar="MODEL", help="score with an untrained base model")
+    score.add_argument("--template", default="alpaca", help="prompt template for --zero-shot")
+    score.add_argument("--limit", type=int, default=0, help="score a seeded subset of this many examples")
+    score.add_argument("--batch-size", type=int, default=8)
+    score.add_argument("--device", default="auto")
+    score.add_argument("--out", type=Path, default=None, help="write per-example scores and metrics as JSON")
+    score.set_defaults(func=run_score)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from llmrec.data.registry import load_dataset
+    from llmrec.tallrec.data import build_examples, read_examples, remove_overlap, split_examples, write_examples
+
+    dataset = load_dataset(args.dataset, args.data_dir)
+    examples = build_examples(dataset, history_len=args.history_len, seed=args.seed)
+    parts = split_examples(examples, by=args.split_by, seed=args.seed)
+    for path in args.exclude:
+        parts["train"], dropped = remove_overlap(parts["train"], read_examples(path))
+        print(f"removed {dropped} training examples whose question is in {path}")
+    for name, rows in parts.items():
+        write_examples(args.out / f"{name}.json", rows)
+        print(f"{name}: {len(rows)} examples ({sum(e.label for e in rows)} yes) -> {args.out / f'{name}.json'}")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from llmrec.tallrec.config import TallRecConfig
+    from llmrec.tallrec.data import read_examples
+    from llmrec.tallrec.train import save_adapter, train_tallrec
+
+    config = dataclass_from_args(TallRecConfig, args)
+    train = read_examples(args.train)
+    valid = read_examples(args.valid) if args.valid else []
+    result = train_tallrec(config, train, valid, output_dir=args.out / "trainer")
+    save_adapter(result, args.out, valid or train)
+    print(json.dumps({"adapter": str(args.out), "train_examples": result.train_examples, "steps": result.steps,
+                      "best_valid_auc": result.best_valid_auc, "best_step": result.best_step,
+                      "seconds": round(result.seconds, 1), "tokens_per_second": round(result.tokens_per_second, 1)}))
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from llmrec.tallrec.config import TallRecConfig
+    from llmrec.tallrec.data import few_shot_subset, read_examples
+    from llmrec.tallrec.model import YesNoScorer
+    from llmrec.tallrec.train import load_adapter, load_base
+    from llmrec.utils.io import write_json
+
+    examples = few_shot_subset(read_examples(args.data), args.limit, seed=0)
+    if args.adapter:
+        scorer = load_adapter(args.adapter, device=args.device, batch_size=args.batch_size)
+    else:
+        model, tokenizer = load_base(TallRecConfig(model=args.zero_shot, device=args.device))
+        scorer = YesNoScorer(model.eval(), tokenizer, template=args.template, batch_size=args.batch_size)
+    scorer.show_progress = True
+    scores = scorer.p_yes(examples)
+    from llmrec.eval.metrics import binary_metrics
+
+    metrics = binary_metrics([e.label for e in examples], scores)
+    metrics["n"] = len(examples)
+    print(json.dumps(metrics))
+    if args.out:
+        write_json(args.out, {"metrics": metrics, "p_yes": scores.tolist(), "labels": [e.label for e in examples]})
+    return 0

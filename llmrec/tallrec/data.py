@@ -1,0 +1,288 @@
+"""TALLRec instruction data: builders from interactions, MIND impressions and Amazon sequences,
+splits, and reading/writing TALLRec's Alpaca-style JSON.
+
+Every builder returns ``InstructionExample``s: the TALLRec fields (instruction, input, output,
+label) plus where the example came from (user, target item, history item ids), so a split can be
+checked for leakage and a no-LLM baseline can score the same examples. Histories hold only events
+strictly before the target, so no example sees its own label.
+
+MovieLens the TALLRec way: a user's ratings in time order; for each rating with ``history_len``
+ratings before it, the previous ``history_len`` items are split into liked (rating > 3, the
+"preference") and not liked ("unpreference"), and the answer is whether the target's rating is > 3.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from llmrec.data.loaders.tallrec import TallRecExample, read_tallrec_json
+from llmrec.data.schema import ITEM, LABEL, RATING, TIME, USER, Dataset
+from llmrec.errors import DataFormatError
+from llmrec.tallrec.model import template_environment
+from llmrec.utils.io import atomic_write
+
+SPLIT_BY = ("example", "user")
+
+
+@dataclass(frozen=True)
+class InstructionExample(TallRecExample):
+    """A TALLRec example with its provenance (empty for examples read from TALLRec's own files)."""
+
+    user_id: str = ""
+    item_id: str = ""
+    history: tuple[str, ...] = field(default_factory=tuple)
+    """Item ids shown in the prompt (preference and unpreference), oldest first."""
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out.pop("label")  # the answer lives in "output", as in TALLRec's files
+        out["history"] = list(self.history)
+        return out
+
+
+def render_example(preference: Sequence[str], unpreference: Sequence[str], target: str, label: int,
+                   domain: str = "movie", **provenance) -> InstructionExample:
+    """One example in TALLRec's exact wording (prompts/tallrec/instruction.j2 and input.j2)."""
+    env = template_environment()
+    instruction = env.get_template("instruction.j2").render(domain=domain).strip()
+    text = env.get_template("input.j2").render(preference=list(preference), unpreference=list(unpreference),
+                                               target=target, domain=domain).strip()
+    return InstructionExample(instruction, text, "Yes." if label == 1 else "No.", int(label), **provenance)
+
+
+def item_titles(dataset: Dataset) -> dict[str, str]:
+    """item id -> title (the catalogue's ``title``; else its item text); items without text are left out."""
+    if "title" in dataset.items.columns:
+        titles = dataset.items["title"]
+    else:
+        from llmrec.data.text import item_text
+
+        titles = item_text(dataset)
+    return {str(i): str(t).strip() for i, t in titles.items() if isinstance(t, str) and t.strip()}
+
+
+def movielens_examples(dataset: Dataset, history_len: int = 10, like_threshold: float = 3.0,
+                       min_history: int | None = None) -> list[InstructionExample]:
+    """TALLRec's MovieLens examples: liked = rating > ``like_threshold``; see the module docstring.
+
+    ``min_history``: fewest earlier ratings a target needs (default ``history_len``: a full window).
+    """
+    if RATING not in dataset.interactions.columns:
+        raise DataFormatError(dataset.source or dataset.name, f"a '{RATING}' column", field=RATING,
+                              got=list(dataset.interactions.columns))
+    min_history = history_len if min_history is None else min_history
+    if not 1 <= min_history <= history_len:
+        raise ValueError(f"need 1 <= min_history <= history_len, got {min_history} and {history_len}")
+    titles = item_titles(dataset)
+    domain = dataset.domain if dataset.domain != "item" else "movie"
+    examples: list[InstructionExample] = []
+    # Interactions are sorted by (user, time) with a stable sort (schema), so "before" is the file order on ties.
+    for user, events in dataset.interactions.groupby(USER, sort=True):
+        items = events[ITEM].to_list()
+        ratings = events[RATING].to_numpy()
+        for i in range(min_history, len(items)):
+            lo = max(0, i - history_len)
+            window = [(items[j], ratings[j]) for j in range(lo, i) if items[j] in titles]
+            if items[i] not in titles or not window:
+                continue
+            examples.append(render_example(
+                [titles[it] for it, r in window if r > like_threshold],
+                [titles[it] for it, r in window if r <= like_threshold],
+                titles[items[i]], int(ratings[i] > like_threshold), domain,
+                user_id=str(user), item_id=str(items[i]), history=tuple(it for it, _ in window)))
+    return examples
+
+
+def mind_examples(dataset: Dataset, history_len: int = 10, negatives_per_impression: int = 4,
+                  seed: int = 0, max_impressions: int | None = None) -> list[InstructionExample]:
+    """From MIND impressions: target = an impressed news item, answer = clicked or not.
+
+    Preference: the user's last ``history_len`` clicks before the impression (click history and
+    earlier impressions); unpreference: news shown to the user earlier and not clicked. Every click
+    of an impression is kept with up to ``negatives_per_impression`` seeded non-clicks. News without
+    a title are skipped.
+    """
+    impressions = dataset.meta.get("impressions")
+    if impressions is None or LABEL not in dataset.interactions.columns:
+        raise DataFormatError(dataset.source or dataset.name, "a MIND data set (meta['impressions'], label column)",
+                              field="impressions", got=sorted(dataset.meta))
+    titles = item_titles(dataset)
+    rng = random.Random(seed)
+    inter = dataset.interactions
+    # Per-user numpy arrays: one boolean mask per impression instead of a pandas filter.
+    by_user = {u: (g[TIME].to_numpy(), g[ITEM].to_numpy(), g[LABEL].to_numpy())
+               for u, g in inter.groupby(USER, sort=False)}
+    examples: list[InstructionExample] = []
+    for count, ((user, _imp), rows) in enumerate(impressions.groupby([USER, "impression_id"], sort=True)):
+        if max_impressions is not None and count >= max_impressions:
+            break
+        when = int(rows[TIME].iloc[0])
+        times, items, labels = by_user[user]
+        earlier = times < when
+        liked = [i for i in items[earlier & (labels == 1)] if i in titles][-history_len:]
+        disliked = [i for i in items[earlier & (labels == 0)] if i in titles][-history_len:]
+        shown = [(i, int(lab)) for i, lab in zip(rows[ITEM], rows[LABEL], strict=True) if i in titles]
+        positives = [i for i, lab in shown if lab == 1]
+        negatives = [i for i, lab in shown if lab == 0]
+        negatives = rng.sample(negatives, min(len(negatives), negatives_per_impression))
+        for item, label in [(i, 1) for i in positives] + [(i, 0) for i in negatives]:
+            examples.append(render_example([titles[i] for i in liked], [titles[i] for i in disliked], titles[item],
+                                           label, "news", user_id=str(user), item_id=str(item),
+                                           history=tuple(liked + disliked)))
+    return examples
+
+
+def sequence_examples(dataset: Dataset, history_len: int = 10, seed: int = 0,
+                      max_users: int | None = None) -> list[InstructionExample]:
+    """From next-item sequences (Amazon): per user, the true next item (Yes) and one seeded
+    random catalogue item the user never interacted with (No); all history items are preferences.
+
+    Uses the data set's predefined sequences (``eval_sequences``) when it has them, else each
+    user's last interaction as the target.
+    """
+    titles = item_titles(dataset)
+    pool = sorted(titles)
+    rng = random.Random(seed)
+    if dataset.eval_sequences is not None:
+        sequences = [(str(u), list(h), str(t)) for u, h, t in dataset.eval_sequences[[USER, "history", "target"]]
+                     .itertuples(index=False)]
+    else:
+        sequences = [(str(u), g[ITEM].to_list()[:-1], g[ITEM].iloc[-1])
+                     for u, g in dataset.interactions.groupby(USER, sort=True) if len(g) >= 2]
+    if max_users is not None:
+        sequences = sequences[:max_users]
+    domain = dataset.domain if dataset.domain != "item" else "item"
+    examples: list[InstructionExample] = []
+    for user, history, target in sequences:
+        shown = [i for i in history if i in titles][-history_len:]
+        if not shown or target not in titles:
+            continue
+        seen = set(history) | {target}
+        negative = rng.choice(pool)
+        while negative in seen:
+            negative = rng.choice(pool)
+        for item, label in ((target, 1), (negative, 0)):
+            examples.append(render_example([titles[i] for i in shown], [], titles[item], label, domain,
+                                           user_id=user, item_id=item, history=tuple(shown)))
+    return examples
+
+
+def build_examples(dataset: Dataset, history_len: int = 10, seed: int = 0) -> list[InstructionExample]:
+    """The builder that fits the data set: ratings -> MovieLens way, MIND -> impressions, else sequences."""
+    if "impressions" in dataset.meta:
+        return mind_examples(dataset, history_len=history_len, seed=seed)
+    if RATING in dataset.interactions.columns:
+        return movielens_examples(dataset, history_len=history_len)
+    return sequence_examples(dataset, history_len=history_len, seed=seed)
+
+
+def split_examples(examples: Sequence[InstructionExample], ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                   by: str = "example", seed: int = 42) -> dict[str, list[InstructionExample]]:
+    """Seeded train / valid / test split, 8:1:1 by default.
+
+    ``by="example"`` shuffles examples (TALLRec's way: a user's examples land in several parts, but
+    an example's own target never appears in its prompt); ``by="user"`` keeps each user in one part
+    (no user seen in training is evaluated).
+    """
+    if by not in SPLIT_BY:
+        raise ValueError(f"split by must be one of {list(SPLIT_BY)}, got {by!r}")
+    if len(ratios) != 3 or min(ratios) < 0 or not np.isclose(sum(ratios), 1.0):
+        raise ValueError(f"ratios must be three non-negative numbers summing to 1, got {ratios}")
+    rng = np.random.default_rng(seed)
+    if by == "example":
+        keys = np.arange(len(examples))
+    else:
+        keys = np.array(sorted({e.user_id for e in examples}))
+    keys = keys[rng.permutation(len(keys))]
+    n_train = int(round(ratios[0] * len(keys)))
+    n_valid = int(round(ratios[1] * len(keys)))
+    parts = {"train": keys[:n_train], "valid": keys[n_train:n_train + n_valid], "test": keys[n_train + n_valid:]}
+    if by == "example":
+        return {name: [examples[i] for i in sorted(idx)] for name, idx in parts.items()}
+    which = {u: name for name, users in parts.items() for u in users}
+    out: dict[str, list[InstructionExample]] = {"train": [], "valid": [], "test": []}
+    for e in examples:
+        out[which[e.user_id]].append(e)
+    return out
+
+
+def few_shot_subset(examples: Sequence[TallRecExample], shots: int, seed: int) -> list[TallRecExample]:
+    """A seeded random subset of ``shots`` examples (all of them when ``shots`` is 0 or too large)."""
+    if shots <= 0 or shots >= len(examples):
+        return list(examples)
+    rng = random.Random(seed)
+    return [examples[i] for i in sorted(rng.sample(range(len(examples)), shots))]
+
+
+def prompt_key(example: TallRecExample) -> str:
+    """What identifies an example's question: its input text with whitespace normalised."""
+    return " ".join(example.input.split())
+
+
+def remove_overlap(examples: Iterable[InstructionExample], exclude: Iterable[TallRecExample]
+                   ) -> tuple[list[InstructionExample], int]:
+    """Drop examples whose question (history + target text) also appears in ``exclude``; returns
+    the kept examples and how many were dropped."""
+    banned = {prompt_key(e) for e in exclude}
+    kept, dropped = [], 0
+    for e in examples:
+        if prompt_key(e) in banned:
+            dropped += 1
+        else:
+            kept.append(e)
+    return kept, dropped
+
+
+def write_examples(path: str | Path, examples: Sequence[InstructionExample | TallRecExample]) -> Path:
+    """TALLRec's JSON (a list of instruction / input / output), with provenance fields where known.
+    Written atomically: an interrupted write leaves no half file."""
+    rows = [e.to_json() if isinstance(e, InstructionExample) else
+            {"instruction": e.instruction, "input": e.input, "output": e.output} for e in examples]
+    path = Path(path)
+    with atomic_write(path) as fh:
+        json.dump(rows, fh, ensure_ascii=False, indent=1)
+    return path
+
+
+def read_examples(path: str | Path) -> list[InstructionExample]:
+    """Read TALLRec's JSON (validated by the loader) and keep provenance fields when the file has them."""
+    path = Path(path)
+    base = read_tallrec_json(path)
+    raw = json.loads(path.read_text(encoding="utf-8-sig"))
+    out = []
+    for index, (example, entry) in enumerate(zip(base, raw, strict=True)):
+        history = entry.get("history", [])
+        if not isinstance(history, list):
+            raise DataFormatError(path, "a list of item ids", field=f"[{index}].history", got=history)
+        out.append(InstructionExample(example.instruction, example.input, example.output, example.label,
+                                      user_id=str(entry.get("user_id", "")), item_id=str(entry.get("item_id", "")),
+                                      history=tuple(str(h) for h in history)))
+    return out
+
+
+def titles_in_input(text: str) -> tuple[list[str], list[str], str]:
+    """Parse a TALLRec input back into (preference titles, unpreference titles, target title)."""
+    lines = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in text.splitlines() if ":" in line}
+
+    def titles(key: str) -> list[str]:
+        value = lines.get(key, "")
+        if len(value) < 2 or not (value.startswith('"') and value.endswith('"')):
+            return []
+        return value[1:-1].split('", "')
+
+    target = re.search(r'"(.*)"\?\s*$', text.strip())
+    return titles("User Preference"), titles("User Unpreference"), target.group(1) if target else ""
+
+
+def frame(examples: Sequence[InstructionExample]) -> pd.DataFrame:
+    """Examples as a table (user, item, label, history length) for quick checks."""
+    return pd.DataFrame({"user_id": [e.user_id for e in examples], "item_id": [e.item_id for e in examples],
+                         "label": [e.label for e in examples], "history": [len(e.history) for e in examples]})

@@ -1,0 +1,340 @@
+"""TALLRec training: LoRA (peft) through trl's ``SFTTrainer``, early stopping on validation AUC,
+guarded save / reload, and the few-shot protocol (seeded subsets, several seeds, mean ± std).
+
+Examples are tokenised here by ``PromptEncoder`` (the same code that builds scoring prompts) and
+handed to trl pre-tokenised as ``input_ids`` + ``completion_mask``; with ``answer_only_loss`` trl's
+``completion_only_loss`` masks the prompt out of the loss, so only "Yes." / "No." is learnt.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from llmrec.data.loaders.tallrec import TallRecExample
+from llmrec.llm.base import LLMError
+from llmrec.tallrec.config import TallRecConfig
+from llmrec.tallrec.data import few_shot_subset
+from llmrec.tallrec.guards import (
+    TALLREC_META,
+    AdapterError,
+    base_fingerprint,
+    check_adapter_files,
+    check_adapter_matches_base,
+    check_scores_reproduce,
+)
+from llmrec.tallrec.model import PromptEncoder, YesNoScorer
+
+logger = logging.getLogger(__name__)
+PROBE_EXAMPLES = 8
+
+
+# ---------------------------------------------------------------------------------------- model
+def resolve_model_path(name: str) -> str:
+    """A packaged model name -> its converted transformers folder; anything else as given."""
+    from llmrec.llm.registry import PACKAGED_MODELS, packaged_model_folder
+
+    if name in PACKAGED_MODELS:
+        return str(packaged_model_folder(name))
+    return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
+
+
+def resolve_device(device: str) -> torch.device:
+    if device in ("", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_base(config: TallRecConfig) -> tuple[Any, Any]:
+    """The base causal LM and its tokenizer, on the configured device (4-bit with ``load_in_4bit``)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model_path(config.model)
+    device = resolve_device(config.device)
+    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
+    if config.load_in_4bit:
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise LLMError("load_in_4bit (QLoRA) needs bitsandbytes: pip install bitsandbytes (CUDA GPU only)")
+        if device.type != "cuda":
+            raise LLMError("load_in_4bit (QLoRA) needs a CUDA GPU; on a CPU train in float32 without it")
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if config.bf16 else torch.float16)
+        kwargs["device_map"] = {"": device.index or 0}
+    kwargs["dtype"] = torch.bfloat16 if config.bf16 else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if not config.load_in_4bit:
+        model = model.to(device)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def add_lora(model: Any, config: TallRecConfig) -> Any:
+    """Wrap ``model`` with a fresh LoRA adapter (seeded: the init depends on ``config.seed``)."""
+    from peft import get_peft_model, prepare_model_for_kbit_training
+    from transformers import set_seed
+
+    set_seed(config.seed)
+    if config.load_in_4bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    missing = [m for m in config.target_modules if m not in names]
+    if missing:
+        raise ValueError(f"target modules {missing} are not in model {config.model!r}; "
+                         f"linear layers it has include {sorted(n for n in names if 'proj' in n)[:12]}")
+    return get_peft_model(model, config.lora_config())
+
+
+# ---------------------------------------------------------------------------------------- callbacks
+class _TokenCounter:
+    """Wraps the trainer's collator: counts real (unpadded) and computed (padded) tokens."""
+
+    def __init__(self, collator: Any) -> None:
+        self.collator = collator
+        self.real_tokens = 0
+        self.padded_tokens = 0
+
+    def __call__(self, features: list[dict]) -> dict:
+        batch = self.collator(features)
+        self.padded_tokens += int(batch["input_ids"].numel())
+        mask = batch.get("attention_mask")
+        self.real_tokens += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+        return batch
+
+
+def _auc_callback(scorer: YesNoScorer, examples: Sequence[TallRecExample], every_steps: int, patience: int):
+    from transformers import TrainerCallback
+
+    class AUCEarlyStopping(TrainerCallback):
+        """Scores the validation examples, keeps the best adapter weights, stops after ``patience``
+        scorings without improvement, and puts the best weights back when training ends."""
+
+        def __init__(self) -> None:
+            self.history: list[dict] = []
+            self.best_auc = -np.inf
+            self.best_step = -1
+            self.best_state: dict[str, torch.Tensor] | None = None
+            self.bad = 0
+
+        def _score(self, state, control, model) -> None:
+            metrics = scorer.evaluate(examples)
+            auc = metrics["auc"]
+            self.history.append({"step": state.global_step, "epoch": state.epoch, "auc": auc})
+            state.log_history.append({"step": state.global_step, "eval_auc": auc})
+            logger.info("step %d: validation AUC %.4f", state.global_step, auc)
+            if auc > self.best_auc:
+                self.best_auc, self.best_step, self.bad = auc, state.global_step, 0
+                self.best_state = {n: p.detach().clone() for n, p in scorer.model.named_parameters()
+                                   if p.requires_grad}
+            else:
+                self.bad += 1
+                if patience and self.bad >= patience:
+                    control.should_training_stop = True
+
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if every_steps and state.global_step % every_steps == 0:
+                self._score(state, control, model)
+
+        def on_epoch_end(self, args, state, control, model=None, **kw):
+            if not every_steps:
+                self._score(state, control, model)
+
+        def on_train_end(self, args, state, control, model=None, **kw):
+            if self.best_state is not None and patience:
+                params = dict(scorer.model.named_parameters())
+                with torch.no_grad():
+                    for name, value in self.best_state.items():
+                        params[name].copy_(value)
+
+    return AUCEarlyStopping()
+
+
+# ---------------------------------------------------------------------------------------- training
+@dataclass
+class TrainResult:
+    model: Any
+    tokenizer: Any
+    scorer: YesNoScorer
+    config: TallRecConfig
+    train_examples: int
+    steps: int
+    seconds: float
+    real_tokens: int
+    padded_tokens: int
+    best_valid_auc: float | None = None
+    best_step: int | None = None
+    valid_history: list[dict] = field(default_factory=list)
+    peak_memory_bytes: int | None = None
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.real_tokens / self.seconds if self.seconds > 0 else float("nan")
+
+
+def encoded_dataset(encoder: PromptEncoder, examples: Sequence[TallRecExample]) -> Any:
+    from datasets import Dataset
+
+    rows = [encoder.encode_for_training(e) for e in examples]
+    return Dataset.from_dict({"input_ids": [r.input_ids for r in rows],
+                              "completion_mask": [r.completion_mask for r in rows]})
+
+
+def train_tallrec(config: TallRecConfig, train_examples: Sequence[TallRecExample],
+                  valid_examples: Sequence[TallRecExample] = (), output_dir: str | Path = "runs/tallrec",
+                  model: Any = None, tokenizer: Any = None) -> TrainResult:
+    """Fine-tune with LoRA on ``train_examples`` (a seeded ``config.shots`` subset when set).
+
+    ``valid_examples`` (a seeded ``max_eval_examples`` subset) drive early stopping on AUC; without
+    them the adapter after the last step is kept. ``model``/``tokenizer``: an already loaded base
+    model (tests, repeated runs); it is wrapped in place, so pass a fresh one per run.
+    """
+    from trl import SFTTrainer
+
+    if model is None or tokenizer is None:
+        model, tokenizer = load_base(config)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    subset = few_shot_subset(list(train_examples), config.shots, config.seed)
+    if not subset:
+        raise ValueError("no training examples")
+    valid = few_shot_subset(list(valid_examples), config.max_eval_examples, seed=0)
+    peft_model = add_lora(model, config)
+    scorer = YesNoScorer(peft_model, tokenizer, template=config.template, max_length=config.max_length,
+                         batch_size=config.score_batch_size)
+    dataset = encoded_dataset(scorer.encoder, subset)
+    args = config.to_sft_config(str(output_dir))
+    callbacks = []
+    early = None
+    if valid:
+        early = _auc_callback(scorer, valid, config.eval_every_steps, config.early_stopping_patience)
+        callbacks.append(early)
+    trainer = SFTTrainer(model=peft_model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         callbacks=callbacks)
+    counter = _TokenCounter(trainer.data_collator)
+    trainer.data_collator = counter
+    device = resolve_device(config.device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started
+    peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
+    peft_model.eval()
+    return TrainResult(peft_model, tokenizer, scorer, config, len(subset), trainer.state.global_step, seconds,
+                       counter.real_tokens, counter.padded_tokens,
+                       best_valid_auc=float(early.best_auc) if early and early.best_step >= 0 else None,
+                       best_step=early.best_step if early else None,
+                       valid_history=early.history if early else [], peak_memory_bytes=peak)
+
+
+# ---------------------------------------------------------------------------------------- save / load
+def save_adapter(result: TrainResult, out_dir: str | Path, probe_examples: Sequence[TallRecExample],
+                 base_model: Any = None, atol: float = 1e-4) -> Path:
+    """Save the adapter (safetensors) + tokenizer + ``tallrec.json``, then run every guard: the
+    files hold trained LoRA tensors, and a fresh base model + the saved adapter reproduce the
+    trained model's P(Yes) on ``probe_examples``. ``base_model``: a fresh, untouched copy of the base
+    model for the reload check (default: load ``config.model`` again)."""
+    out_dir = Path(out_dir)
+    probes = list(probe_examples)[:PROBE_EXAMPLES]
+    if not probes:
+        raise ValueError("save_adapter needs at least one probe example to check the reload")
+    reference = result.scorer.p_yes(probes)
+    result.model.save_pretrained(str(out_dir), safe_serialization=True)
+    result.tokenizer.save_pretrained(str(out_dir))
+    encoder = result.scorer.encoder
+    meta = {
+        "base_model": result.config.model,
+        "base_fingerprint": base_fingerprint(result.model.get_base_model()),
+        "template": encoder.template_name,
+        "max_length": encoder.max_length,
+        "answer_token_ids": [encoder.yes_id, encoder.no_id],
+        "config": result.config.to_dict(),
+        "probe": [{"instruction": e.instruction, "input": e.input, "output": e.output} for e in probes],
+        "probe_p_yes": reference.tolist(),
+    }
+    from llmrec.utils.io import write_json
+
+    write_json(out_dir / TALLREC_META, meta)
+    check_adapter_files(out_dir, result.config.target_modules)
+    if base_model is None:
+        base_model, _ = load_base(result.config)
+    scorer = load_adapter(out_dir, base_model=base_model, check=False)
+    check_scores_reproduce(reference, scorer.p_yes(probes), out_dir, atol=atol)
+    return out_dir
+
+
+def load_adapter(adapter_dir: str | Path, base_model: Any = None, base_name: str | None = None,
+                 device: str | None = None, batch_size: int = 8, check: bool = True) -> YesNoScorer:
+    """A ``YesNoScorer`` over base model + saved adapter. ``base_model``: an already loaded base
+    (default: load the one recorded in tallrec.json). Mismatches raise ``AdapterMismatchError``;
+    with ``check``, the recorded probe scores must reproduce."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    adapter_dir = Path(adapter_dir)
+    meta_path = adapter_dir / TALLREC_META
+    if not meta_path.is_file():
+        raise AdapterError(f"{adapter_dir}: no {TALLREC_META}; not a TALLRec adapter saved by llmrec")
+    meta = json.loads(meta_path.read_text())
+    config = TallRecConfig.from_dict(meta.get("config", {}))
+    if device is not None:
+        config.device = device
+    check_adapter_files(adapter_dir, config.target_modules)
+    if base_model is None:
+        base_model, _ = load_base(config)
+        base_name = base_name or config.model
+    check_adapter_matches_base(adapter_dir, base_model, base_name)
+    tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
+    model = PeftModel.from_pretrained(base_model, str(adapter_dir)).eval()
+    scorer = YesNoScorer(model, tokenizer, template=meta["template"], max_length=meta["max_length"],
+                         batch_size=batch_size)
+    if list(scorer.answer_ids) != list(meta["answer_token_ids"]):
+        raise AdapterError(f"{adapter_dir}: answer tokens {list(scorer.answer_ids)} differ from the trained "
+                           f"{meta['answer_token_ids']}: tokenizer or template changed")
+    if check and meta.get("probe"):
+        probes = [TallRecExample(p["instruction"], p["input"], p["output"], 1 if p["output"].lower().startswith("y")
+                                 else 0) for p in meta["probe"]]
+        check_scores_reproduce(np.asarray(meta["probe_p_yes"]), scorer.p_yes(probes), adapter_dir)
+    return scorer
+
+
+# ---------------------------------------------------------------------------------------- few-shot protocol
+def few_shot_protocol(config: TallRecConfig, train_examples: Sequence[TallRecExample],
+                      valid_examples: Sequence[TallRecExample], test_examples: Sequence[TallRecExample],
+                      shots: Sequence[int] = (16, 64, 256), seeds: Sequence[int] = (0, 1, 2),
+                      load: Any = None) -> dict:
+    """TALLRec's few-shot protocol: for each shot count and seed, train on a seeded subset with
+    early stopping on ``valid_examples`` AUC, then report AUC on ``test_examples``; mean ± std per
+    shot count. ``load``: returns a fresh (model, tokenizer) per run (default ``load_base``)."""
+    load = load or (lambda: load_base(config))
+    runs: list[dict] = []
+    for k in shots:
+        for seed in seeds:
+            run_config = TallRecConfig.from_dict({**config.to_dict(), "shots": k, "seed": seed})
+            model, tokenizer = load()
+            result = train_tallrec(run_config, train_examples, valid_examples, output_dir=f"runs/tallrec-{k}-{seed}",
+                                   model=model, tokenizer=tokenizer)
+            test = result.scorer.evaluate(test_examples)
+            runs.append({"shots": k, "seed": seed, "test_auc": test["auc"], "valid_auc": result.best_valid_auc,
+                         "best_step": result.best_step, "steps": result.steps, "train_seconds": result.seconds,
+                         "tokens_per_second": result.tokens_per_second})
+            logger.info("%d-shot seed %d: test AUC %.4f", k, seed, test["auc"])
+    summary = {}
+    for k in shots:
+        aucs = np.array([r["test_auc"] for r in runs if r["shots"] == k], dtype=float)
+        summary[str(k)] = {"mean": float(aucs.mean()), "std": float(aucs.std(ddof=1)) if len(aucs) > 1 else 0.0,
+                           "n": len(aucs)}
+    return {"runs": runs, "summary": summary}
