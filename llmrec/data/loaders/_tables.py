@@ -10,6 +10,7 @@ dates, known ids). Every error path turns a row index back into a 1-based file l
 from __future__ import annotations
 
 import csv
+import html
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -221,7 +222,10 @@ def require_known_items(
 
 
 def clean_text(values: pd.Series, na_literals: Sequence[str] = ()) -> pd.Series:
-    """Strip text; empty strings and NA literals (R's ``NA``) become missing (NaN)."""
-    out = values.astype("str").str.strip()
+    """Strip text and decode HTML entities; empty strings and NA literals (R's ``NA``) become NaN.
+
+    Scraped catalogues (Amazon titles) carry ``&amp;`` and the like, which only confuse text models.
+    """
+    out = values.astype("str").map(html.unescape).str.strip()
     missing = out.eq("") | out.isin(list(na_literals))
     return out.mask(missing)
