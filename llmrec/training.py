@@ -1,0 +1,63 @@
+"""Settings shared by the methods that train with the Hugging Face ``Trainer`` (LEARN, SASRec).
+
+A method's config subclasses :class:`TrainerSettings` and redeclares only the fields whose defaults
+differ; :func:`training_arguments` maps the settings onto ``TrainingArguments`` in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class TrainerSettings:
+    epochs: float = field(default=10.0, metadata={"help": "passes over the training sequences"})
+    max_steps: int = field(default=-1, metadata={"help": "stop after this many optimiser steps (-1: use epochs)"})
+    batch_size: int = field(default=128, metadata={"help": "sequences per device per step"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW peak learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    warmup_steps: float = field(default=0.0, metadata={
+        "help": "linear warm-up: a number of steps, or a fraction of all steps when below 1"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
+    seed: int = field(default=42, metadata={"help": "seed for initialisation, data order and dropout"})
+    output_dir: str = field(default="runs/model", metadata={
+        "help": "where checkpoints (safetensors) and the final model go"})
+    save_steps: int = field(default=500, metadata={"help": "write a checkpoint every this many steps (0: never)"})
+    save_total_limit: int = field(default=2, metadata={"help": "keep at most this many checkpoints"})
+    resume: bool = field(default=False, metadata={
+        "help": "continue from the newest checkpoint in output_dir (weights, optimiser, scheduler, data "
+                "position and RNG state)"})
+    logging_steps: int = field(default=50, metadata={"help": "log the losses every this many steps"})
+    progress: bool = field(default=True, metadata={"help": "show tqdm progress bars"})
+
+
+def training_arguments(settings: TrainerSettings, **overrides: Any):
+    """``TrainingArguments`` from the settings (``overrides`` win, e.g. from a launcher script)."""
+    import torch
+    from transformers import TrainingArguments
+
+    values = dict(
+        output_dir=settings.output_dir,
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        warmup_steps=settings.warmup_steps,
+        lr_scheduler_type="linear",
+        max_grad_norm=settings.max_grad_norm,
+        seed=settings.seed,
+        save_strategy="steps" if settings.save_steps > 0 else "no",
+        save_steps=max(1, settings.save_steps),
+        save_total_limit=settings.save_total_limit,
+        logging_steps=settings.logging_steps,
+        disable_tqdm=not settings.progress,
+        report_to="none",
+        remove_unused_columns=False,  # the collators build exactly the models' arguments
+        label_names=[],
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+    values.update(overrides)
+    return TrainingArguments(**values)
