@@ -6,8 +6,12 @@ differ; :func:`training_arguments` maps the settings onto ``TrainingArguments`` 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,3 +65,19 @@ def training_arguments(settings: TrainerSettings, **overrides: Any):
     )
     values.update(overrides)
     return TrainingArguments(**values)
+
+
+def train_and_save(trainer, settings: TrainerSettings, method: str) -> None:
+    """Train (resuming from the newest checkpoint when ``settings.resume``) and save the final model.
+
+    ``save_model`` gathers sharded weights (FSDP, DeepSpeed) and writes model.safetensors on rank 0.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    resume_from = None
+    if settings.resume:
+        resume_from = get_last_checkpoint(settings.output_dir) if Path(settings.output_dir).is_dir() else None
+        if resume_from is None:
+            log.warning("%s: resume requested but no checkpoint in %s; starting fresh", method, settings.output_dir)
+    trainer.train(resume_from_checkpoint=resume_from)
+    trainer.save_model(settings.output_dir)

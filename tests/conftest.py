@@ -29,6 +29,20 @@ def _data_root() -> Path | None:
     return None
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models spend their time in thread hand-offs: one thread is ~50x faster on a busy CPU.
+
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     root = _data_root()

@@ -29,15 +29,8 @@ CATALOGUE = pd.DataFrame(
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models spend their time in thread hand-offs: one thread is ~50x faster on a busy CPU."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models spend their time in thread hand-offs: one torch thread (conftest) is far faster.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class CountingEncoder:

@@ -7,16 +7,8 @@ import pytest
 
 from llmrec.embed import BruteForceIndex, FaissIndex, load_sentence_encoder, make_index, read_item_table
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models spend their time in thread hand-offs: one thread is ~50x faster on a busy CPU."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models spend their time in thread hand-offs: one torch thread (conftest) is far faster.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:

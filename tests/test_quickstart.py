@@ -53,6 +53,12 @@ def test_cli_reports_missing_data_as_an_error_not_a_traceback(tmp_path, capsys, 
     assert "amazon-games" in err and "Games" in err
 
 
+def test_cli_reports_an_unknown_data_set_by_name(capsys):
+    assert main(["evaluate", "--dataset", "nope", "--scorers", "popularity"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown data set 'nope'" in err and "ml-100k" in err and "Traceback" not in err
+
+
 def _quickstart_env(data_dir: Path, tmp_path: Path) -> dict:
     env = dict(os.environ, LLMREC_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1",
                LLMREC_CACHE_DIR=str(tmp_path / "cache"))

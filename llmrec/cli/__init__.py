@@ -40,8 +40,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except LLMRecError as err:
-        # Our own errors already say what was wrong and where; a traceback adds nothing for a user.
+    except (LLMRecError, ValueError) as err:
+        # Our errors and the API's ValueErrors (unknown names, invalid settings) already say what was
+        # wrong and where; a traceback adds nothing for a user. --verbose keeps it for debugging.
+        if args.verbose:
+            raise
         print(f"llmrec {args.command}: error: {err}", file=sys.stderr)
         return 1
 

@@ -9,10 +9,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from llmrec.data.splits import SPLITS
     from llmrec.methods import SCORERS
 
-    parser = subparsers.add_parser("evaluate", help="evaluate scorers (full or sampled ranking) with warm / long-tail / cold rows")
+    parser = subparsers.add_parser(
+        "evaluate", help="evaluate scorers (full or sampled ranking) with warm / long-tail / cold rows")
     parser.add_argument("--dataset", required=True, help="data set name (see `llmrec data list`)")
     parser.add_argument("--data-dir", default=None, help="folder holding the data sets (default: $LLMREC_DATA_DIR)")
-    parser.add_argument("--split", default="temporal", choices=sorted(SPLITS), help="how to split (default: temporal 70/30)")
+    parser.add_argument("--split", default="temporal", choices=sorted(SPLITS),
+                        help="how to split (default: temporal 70/30)")
     parser.add_argument("--part", default="test", choices=["test", "valid"], help="which held-out part to evaluate")
     parser.add_argument("--scorers", nargs="+", default=["popularity", "embedding"], choices=sorted(SCORERS),
                         help="scorers to compare")

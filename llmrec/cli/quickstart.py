@@ -10,7 +10,8 @@ from llmrec.cli.options import add_dataclass_arguments, dataclass_from_args
 def register(subparsers: argparse._SubParsersAction) -> None:
     from llmrec.quickstart import QuickstartConfig
 
-    parser = subparsers.add_parser("quickstart", help="embedding ranker vs popularity on MovieLens 100K, warm and cold-start rows")
+    parser = subparsers.add_parser(
+        "quickstart", help="embedding ranker vs popularity on MovieLens 100K, warm and cold-start rows")
     add_dataclass_arguments(parser, QuickstartConfig)
     parser.set_defaults(func=run)
 

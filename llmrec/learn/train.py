@@ -9,14 +9,13 @@ and exact resume. In-batch negatives are per device (no cross-device gather).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from llmrec.data.splits import Split
 from llmrec.learn.ceg import ContentEmbeddings
 from llmrec.learn.config import CEGConfig, LearnConfig
 from llmrec.learn.data import LearnCollator, LearnSequences, resolve_cvr_label
 from llmrec.learn.model import LearnModel
-from llmrec.training import training_arguments
+from llmrec.training import train_and_save, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,6 @@ def train_learn(split: Split, content: ContentEmbeddings, config: LearnConfig, p
     more: the whole catalogue, cold items included; rows no training event uses are never read).
     """
     from transformers import Trainer
-    from transformers.trainer_utils import get_last_checkpoint
 
     train = split.known(part)
     cvr_mode = resolve_cvr_label(config, train)
@@ -48,14 +46,7 @@ def train_learn(split: Split, content: ContentEmbeddings, config: LearnConfig, p
     trainer = Trainer(model=model, args=args, train_dataset=dataset,
                       data_collator=LearnCollator(content, cvr_mode=cvr_mode, seed=config.seed),
                       callbacks=callbacks)
-    resume_from = None
-    if config.resume:
-        resume_from = get_last_checkpoint(config.output_dir) if Path(config.output_dir).is_dir() else None
-        if resume_from is None:
-            log.warning("LEARN: resume requested but no checkpoint in %s; starting fresh", config.output_dir)
-    trainer.train(resume_from_checkpoint=resume_from)
-    # save_model gathers sharded weights (FSDP, DeepSpeed) and writes model.safetensors on rank 0.
-    trainer.save_model(config.output_dir)
+    train_and_save(trainer, config, "LEARN")
     if trainer.is_world_process_zero():
         model.save_config(config.output_dir, extra={
             "cvr_mode": cvr_mode, "content_model": content.model_key,

@@ -6,13 +6,12 @@ resume. Reads only the events known before the evaluated part (``split.known(par
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from llmrec.data.splits import Split
 from llmrec.sasrec.config import SASRecConfig
 from llmrec.sasrec.data import ItemVocabulary, SASRecCollator, SASRecSequences
 from llmrec.sasrec.model import SASRec
-from llmrec.training import training_arguments
+from llmrec.training import train_and_save, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,6 @@ def train_sasrec(split: Split, config: SASRecConfig, part: str = "test", model: 
     train + valid for 'test' (leave-one-out then trains on everything before each user's last event).
     """
     from transformers import Trainer, set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
     vocabulary = ItemVocabulary.from_split(split, part)
     dataset = SASRecSequences.from_interactions(split.known(part), vocabulary, config.max_len)
@@ -41,13 +39,7 @@ def train_sasrec(split: Split, config: SASRecConfig, part: str = "test", model: 
                       data_collator=SASRecCollator(len(vocabulary), sample_negatives=config.loss == "bce",
                                                    seed=config.seed),
                       callbacks=callbacks)
-    resume_from = None
-    if config.resume:
-        resume_from = get_last_checkpoint(config.output_dir) if Path(config.output_dir).is_dir() else None
-        if resume_from is None:
-            log.warning("SASRec: resume requested but no checkpoint in %s; starting fresh", config.output_dir)
-    trainer.train(resume_from_checkpoint=resume_from)
-    trainer.save_model(config.output_dir)  # gathers sharded weights; rank 0 writes model.safetensors
+    train_and_save(trainer, config, "SASRec")
     if trainer.is_world_process_zero():
         model.save_config(config.output_dir, vocabulary.items)
     return model.eval(), vocabulary
