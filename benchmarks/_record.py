@@ -26,7 +26,8 @@ def machine() -> str:
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
-    return f"{platform.machine()}, {os.cpu_count()} cores, {device}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    return (f"{platform.machine()}, {os.cpu_count()} cores, {device}, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads")
 
 
 def markdown_table(rows: list[dict], columns: list[str] | None = None, floatfmt: str = ".4f") -> str:

@@ -91,6 +91,7 @@ def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> tuple[lis
     import numpy as np
 
     from llmrec.data.registry import load_dataset
+    from llmrec.data.schema import subsample_users
     from llmrec.data.splits import leave_one_out_split, predefined_split
     from llmrec.data.text import learn_item_text
     from llmrec.eval import EvalConfig, RankingEvaluator
@@ -100,7 +101,6 @@ def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> tuple[lis
         LearnConfig,
         LearnScorer,
         LearnSequences,
-        subsample_users,
         train_learn,
     )
     from llmrec.sasrec import SASRecConfig, SASRecScorer, SASRecSequences, train_sasrec

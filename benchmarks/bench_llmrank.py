@@ -96,13 +96,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bootstrap", type=int, default=1)
     p.add_argument("--max-new-tokens", type=int, default=120)
     p.add_argument("--multichannel-users", type=int, default=200)
+    p.add_argument("--multichannel-llm-users", type=int, default=None,
+                   help="users (the first of the multichannel ones) the smallest LLM ranks on the recalled "
+                        "lists (default: all --multichannel-users)")
     p.add_argument("--position-bias-users", type=int, default=50,
                    help="users for the position-bias report (smallest model, score mode, B=1; 5 passes each)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (1 is often fastest on a shared 2-core machine)")
     p.add_argument("--out", default="outputs/bench_llmrank_partial.json")
     p.add_argument("--no-record", action="store_true", help="print only; do not write benchmarks/results")
     args = p.parse_args(argv)
 
+    import torch
+
+    torch.set_num_threads(args.threads)
     overrides = parse_counts([v.replace(":", "|", 1) for v in args.users_for], "--users-for")
 
     def users_for(model: str, mode: str) -> int:
@@ -173,11 +181,12 @@ def main(argv: list[str] | None = None) -> None:
         report = recall_report(recalled, mc_cases.targets)
         rows = [{"scorer": name, "mode": "-", **measure(baselines[name], mc_cases, recalled.candidates)}
                 for name in BASELINE_NAMES]
-        if smallest_llm is not None:
+        n_llm = min(args.multichannel_users, args.multichannel_llm_users or args.multichannel_users)
+        if smallest_llm is not None and n_llm > 0:
             cfg = LLMRankConfig(prompt=args.prompt, mode="score", domain=setup.dataset.domain, seed=args.seed)
             rows.append({"scorer": args.models[0], "mode": "score",
                          **measure(LLMRankScorer(smallest_llm, setup.item_text, cfg, show_progress=False),
-                                   mc_cases, recalled.candidates)})
+                                   subset(mc_cases, np.arange(n_llm), n_llm), recalled.candidates[:n_llm])})
         results["multichannel"] = {"recall": report, "rows": rows}
         print(f"multichannel: recall@20 {report['recall@n']:.4f}, dedup removed "
               f"{report['dedup_removed_per_user']:.2f}/user", flush=True)

@@ -30,7 +30,6 @@ from llmrec.tallrec import TallRecConfig, YesNoScorer, load_base, train_tallrec 
 from llmrec.tallrec.data import (  # noqa: E402
     few_shot_subset,
     movielens_examples,
-    prompt_key,
     read_examples,
     remove_overlap,
     split_examples,
@@ -104,9 +103,17 @@ def main() -> int:
     parser.add_argument("--es-n", type=int, default=32, help="builder-valid examples for early stopping")
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--patience", type=int, default=2)
+    parser.add_argument("--example-passes", type=int, default=0,
+                        help="if > 0, each run trains max(1, this / shots) epochs instead of --epochs (e.g. 128: "
+                             "16 shots x 8 epochs, 64 x 2, 256 x 1), so small subsets get as many steps as one epoch "
+                             "of a bigger one")
+    parser.add_argument("--eval-every", type=int, default=0, help="early-stopping scoring every N steps (0: per epoch)")
+    parser.add_argument("--lr", type=float, default=1e-4, help="learning rate (TALLRec: 1e-4 at batch 128)")
+    parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--throughput-steps", type=int, default=3)
     parser.add_argument("--template", default="alpaca")
+    parser.add_argument("--no-record", action="store_true", help="print only; do not write benchmarks/results")
     args = parser.parse_args()
 
     import torch
@@ -134,20 +141,26 @@ def main() -> int:
     print(f"item prior AUC {prior['auc']:.4f}; overlap removed {overlap} (set check {overlap_sets})", flush=True)
 
     config = TallRecConfig(model=args.model, device="cpu", template=args.template, num_train_epochs=args.epochs,
-                           early_stopping_patience=args.patience, max_eval_examples=args.es_n, logging_steps=1000)
+                           learning_rate=args.lr, per_device_train_batch_size=args.batch_size,
+                           early_stopping_patience=args.patience, max_eval_examples=args.es_n,
+                           eval_every_steps=args.eval_every, logging_steps=1000)
     model, tokenizer = load_base(config)
     zero = YesNoScorer(model.eval(), tokenizer, template=args.template).evaluate(eval_examples)
     print(f"zero-shot AUC {zero['auc']:.4f}", flush=True)
     runs = []
     for k in args.shots:
         for seed in args.seeds:
-            run_config = TallRecConfig.from_dict({**config.to_dict(), "shots": k, "seed": seed})
+            run_start = time.perf_counter()  # load + train + early stopping + final AUC: the user's wait
+            epochs = max(1.0, args.example_passes / k) if args.example_passes > 0 else args.epochs
+            run_config = TallRecConfig.from_dict({**config.to_dict(), "shots": k, "seed": seed,
+                                                  "num_train_epochs": epochs})
             model, tokenizer = load_base(run_config)
             result = train_tallrec(run_config, train, es_examples, output_dir=f"/tmp/bench_tallrec_{k}_{seed}",
                                    model=model, tokenizer=tokenizer)
             auc = result.scorer.evaluate(eval_examples)["auc"]
             runs.append({"shots": k, "seed": seed, "auc": auc, "early_stop_auc": result.best_valid_auc,
-                         "best_step": result.best_step, "steps": result.steps, "train_s": round(result.seconds, 1)})
+                         "best_step": result.best_step, "steps": result.steps, "train_s": round(result.seconds, 1),
+                         "run_s": round(time.perf_counter() - run_start, 1)})
             print(runs[-1], flush=True)
     rows = []
     for k in args.shots:
@@ -155,26 +168,33 @@ def main() -> int:
         rows.append({"shots": k, "seeds": len(aucs), "TALLRec AUC (mean ± std)":
                      f"{aucs.mean():.4f} ± {aucs.std(ddof=1) if len(aucs) > 1 else 0:.4f}",
                      "zero-shot AUC": zero["auc"], "item prior AUC": prior["auc"],
-                     "paper (LLaMA-7B, test)": TALLREC_PAPER.get(k)})
+                     "paper (LLaMA-7B, test)": str(TALLREC_PAPER.get(k, "-")),
+                     "run min (mean: load, train, early stopping, final AUC)":
+                         round(float(np.mean([r["run_s"] for r in runs if r["shots"] == k])) / 60, 1)})
     speed = throughput(train[:4 * args.throughput_steps], args.model, args.throughput_steps, args.threads)
     ratio = speed[0]["tokens_per_s"] / speed[1]["tokens_per_s"]
     mem_ratio = speed[0]["peak_memory_mb"] / speed[1]["peak_memory_mb"]
     total = time.perf_counter() - started
     markdown = (markdown_table(rows) + "\n\n" + markdown_table(
         [{k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()} for r in speed]) +
-        f"\n\nThroughput ratio (real tokens/s, llmrec / TALLRec-style): {ratio:.2f}x; peak memory ratio {mem_ratio:.2f}.")
-    notes = (f"Model {args.model}, template {args.template}, fp32, {args.threads} thread(s); AUC on {len(eval_examples)} "
+        f"\n\nThroughput ratio (real tokens/s, llmrec / TALLRec-style): {ratio:.2f}x; "
+        f"peak memory ratio {mem_ratio:.2f}.")
+    epochs = f"max(1, {args.example_passes} / shots)" if args.example_passes else args.epochs
+    notes = (f"Model {args.model}, template {args.template}, fp32, {args.threads} thread(s); "
+             f"AUC on {len(eval_examples)} "
              f"of TALLRec's 1,000 movie validation examples (seeded); early stopping on {len(es_examples)} examples of "
-             f"the builder's valid split (patience {args.patience}, up to {args.epochs} epochs, lr 1e-4, batch 4). "
+             f"the builder's valid split (patience {args.patience}, every {args.eval_every or 'epoch'} steps; "
+             f"{epochs} epochs, lr {args.lr:g}, batch {args.batch_size}). "
              f"{overlap} builder-train examples had the same question text as a valid.json example and were removed "
              f"({overlap_sets} by the (history set, target) check). The item prior maps valid.json target titles to "
              f"ML-100K items ({prior['unmapped_titles']} unmapped, {prior['unseen_items']} unseen in training). "
              f"TALLRec's paper numbers are on its withheld test set with LLaMA-7B. Whole run {total / 60:.1f} min.")
-    record("tallrec", "TALLRec: few-shot AUC on MovieLens (TALLRec valid.json), item prior, zero-shot, throughput",
-           "python benchmarks/bench_tallrec.py " + " ".join(sys.argv[1:]), markdown,
-           {"runs": runs, "rows": rows, "zero_shot": zero, "item_prior": prior, "throughput": speed,
-            "overlap_removed": overlap, "overlap_set_check": overlap_sets, "eval_n": len(eval_examples),
-            "seconds": total}, notes)
+    if not args.no_record:
+        record("tallrec", "TALLRec: few-shot AUC on MovieLens (TALLRec valid.json), item prior, zero-shot, throughput",
+               "python benchmarks/bench_tallrec.py " + " ".join(sys.argv[1:]), markdown,
+               {"runs": runs, "rows": rows, "zero_shot": zero, "item_prior": prior, "throughput": speed,
+                "overlap_removed": overlap, "overlap_set_check": overlap_sets, "eval_n": len(eval_examples),
+                "seconds": total}, notes)
     print(markdown)
     print(notes)
     return 0

@@ -24,12 +24,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class QuickstartConfig:
-    data_dir: str | None = field(default=None, metadata={"help": "folder holding ml-100k/ (default: $LLMREC_DATA_DIR, else download to the cache)"})
+    data_dir: str | None = field(default=None, metadata={
+        "help": "folder holding ml-100k/ (default: $LLMREC_DATA_DIR, else download to the cache)"})
     out_dir: str = field(default="outputs/quickstart", metadata={"help": "where metrics.json and metrics.png go"})
-    model: str = field(default="all-MiniLM-L6-v2", metadata={"help": "sentence-transformers model name or path for item embeddings"})
+    model: str = field(default="all-MiniLM-L6-v2", metadata={
+        "help": "sentence-transformers model name or path for item embeddings"})
     test_ratio: float = field(default=0.3, metadata={"help": "share of events (latest in time) held out for test"})
-    max_cases: int | None = field(default=None, metadata={"help": "evaluate a seeded subsample of test users (quick runs)"})
-    cache_dir: str | None = field(default=None, metadata={"help": "embedding cache folder (default ~/.cache/llmrec/embeddings)"})
+    max_cases: int | None = field(default=None, metadata={
+        "help": "evaluate a seeded subsample of test users (quick runs)"})
+    cache_dir: str | None = field(default=None, metadata={
+        "help": "embedding cache folder (default ~/.cache/llmrec/embeddings)"})
     show_progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
 
@@ -42,10 +46,12 @@ def run_quickstart(config: QuickstartConfig | None = None, echo=print) -> dict:
     echo(f"      {dataset.summary()['interactions']:,} ratings, {dataset.n_users} users, {dataset.n_items} movies "
          f"from {dataset.source}")
 
-    echo(f"[2/4] temporal split: first {1 - config.test_ratio:.0%} of events (by time) train, last {config.test_ratio:.0%} test ...")
+    echo(f"[2/4] temporal split: first {1 - config.test_ratio:.0%} of events (by time) train, "
+         f"last {config.test_ratio:.0%} test ...")
     split = temporal_split(dataset, test_ratio=config.test_ratio)
     summary = split.summary()
-    echo(f"      train {summary['train']:,} events, test {summary['test']:,}; {summary['cold_test_items']} cold-start movies "
+    echo(f"      train {summary['train']:,} events, test {summary['test']:,}; "
+         f"{summary['cold_test_items']} cold-start movies "
          f"(in test, never in train) carry {summary['test_events_on_cold_items']} test events")
 
     echo(f"[3/4] embedding {dataset.n_items} movie descriptions with {config.model} ...")

@@ -81,3 +81,46 @@ def train_and_save(trainer, settings: TrainerSettings, method: str) -> None:
             log.warning("%s: resume requested but no checkpoint in %s; starting fresh", method, settings.output_dir)
     trainer.train(resume_from_checkpoint=resume_from)
     trainer.save_model(settings.output_dir)
+
+
+@dataclass
+class RunArguments:
+    """Data and evaluation flags of the training scripts (``scripts/train_*.py``)."""
+
+    dataset: str = field(default="amazon-scientific", metadata={"help": "data set name (llmrec data list)"})
+    data_dir: str | None = field(default=None, metadata={"help": "folder of the data sets ($LLMREC_DATA_DIR)"})
+    split: str = field(default="auto", metadata={
+        "help": "auto (the source's own split if it has one, else leave_one_out), predefined, leave_one_out, "
+                "temporal, random"})
+    part: str = field(default="test", metadata={"help": "held-out part to evaluate: test or valid"})
+    max_users: int | None = field(default=None, metadata={"help": "seeded user subsample (catalogue stays whole)"})
+    max_cases: int | None = field(default=None, metadata={"help": "seeded subsample of evaluation cases"})
+    eval_mode: str = field(default="full", metadata={"help": "full ranking, or sampled negatives"})
+    threads: int | None = field(default=None, metadata={
+        "help": "torch CPU threads (1 is fastest on a busy shared CPU; None: torch's default)"})
+
+    def load_split(self):
+        """Set the thread count, load the data set, subsample users if asked and split it."""
+        import torch
+
+        from llmrec.data.registry import load_dataset
+        from llmrec.data.schema import subsample_users
+        from llmrec.data.splits import make_split
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        dataset = load_dataset(self.dataset, self.data_dir)
+        if self.max_users:
+            dataset = subsample_users(dataset, self.max_users)
+        return make_split(dataset, self.split)
+
+    def evaluate_and_write(self, split, scorer, output_dir: str) -> dict:
+        """Evaluate ``scorer`` with the one evaluator, print the table and write it to ``output_dir``."""
+        from llmrec.eval import EvalConfig, RankingEvaluator
+        from llmrec.eval.report import results_table, write_results
+
+        evaluator = RankingEvaluator(split, EvalConfig(part=self.part, mode=self.eval_mode, max_cases=self.max_cases))
+        results = {scorer.name: evaluator(scorer)}
+        print(results_table(results))
+        write_results(results, output_dir, title=f"{split.dataset.name}, {split.name} split, {self.part}")
+        return results

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmrec.data.schema import ITEM, RATING, TIME, USER, Dataset
+from llmrec.data.schema import ITEM, RATING, TIME, USER, Dataset, subsample_users
 from llmrec.data.splits import leave_one_out_split, make_split, predefined_split, random_split, temporal_split
 from llmrec.errors import DataFormatError
 
@@ -160,6 +160,26 @@ def test_predefined_split_rejects_a_history_that_is_not_the_known_prefix():
     split = predefined_split(Dataset("tiny", inter, pd.DataFrame({ITEM: list("123")}), eval_sequences=seqs))
     with pytest.raises(DataFormatError, match="history"):
         split.eval_set("test")
+
+
+def test_auto_split_uses_the_source_split_when_there_is_one():
+    inter = pd.DataFrame({USER: ["a"] * 4, ITEM: ["1", "2", "3", "4"], TIME: [0, 1, 2, 3]})
+    seqs = pd.DataFrame({USER: ["a"], "history": [["1", "2", "3"]], "target": ["4"]})
+    with_source = Dataset("tiny", inter, pd.DataFrame({ITEM: list("1234")}), eval_sequences=seqs)
+    assert make_split(with_source, "auto").name == predefined_split(with_source).name
+    assert make_split(make_dataset(), "auto").name == leave_one_out_split(make_dataset()).name
+
+
+def test_subsample_users_keeps_whole_users_and_the_whole_catalogue():
+    ds = make_dataset(n_users=60)
+    small = subsample_users(ds, 10, seed=3)
+    kept = set(small.interactions[USER])
+    assert len(kept) == 10 and small.items.equals(ds.items)
+    for user in kept:  # every kept user keeps every event
+        assert (small.interactions[USER] == user).sum() == (ds.interactions[USER] == user).sum()
+    assert set(subsample_users(ds, 10, seed=3).interactions[USER]) == kept  # seeded
+    assert set(subsample_users(ds, 10, seed=4).interactions[USER]) != kept
+    assert subsample_users(ds, 10_000) is ds
 
 
 def test_unknown_split_name_is_a_clear_error():

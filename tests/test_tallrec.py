@@ -232,7 +232,8 @@ def test_split_is_disjoint_and_8_1_1(ml100k):
     for by in ("example", "user"):
         parts = split_examples(examples, by=by, seed=3)
         keys = {name: {(e.user_id, e.item_id) for e in rows} for name, rows in parts.items()}
-        assert not keys["train"] & keys["valid"] and not keys["train"] & keys["test"] and not keys["valid"] & keys["test"]
+        assert not keys["train"] & keys["valid"] and not keys["train"] & keys["test"]
+        assert not keys["valid"] & keys["test"]
         assert sum(len(v) for v in parts.values()) == len(examples)
         if by == "user":
             users = {name: {e.user_id for e in rows} for name, rows in parts.items()}

@@ -37,17 +37,15 @@ def prepare_split(args: argparse.Namespace):
     import torch
 
     from llmrec.data.registry import load_dataset
+    from llmrec.data.schema import subsample_users
     from llmrec.data.splits import make_split
-    from llmrec.learn.data import subsample_users
 
     if args.threads:
         torch.set_num_threads(args.threads)
     dataset = load_dataset(args.dataset, args.data_dir)
     if args.max_users is not None:
         dataset = subsample_users(dataset, args.max_users, seed=0)
-    kind = args.split if args.split != "auto" else (
-        "predefined" if dataset.eval_sequences is not None else "leave_one_out")
-    split = make_split(dataset, kind)
+    split = make_split(dataset, args.split)
     print(f"{dataset.name}: {split.summary()}")
     return split
 

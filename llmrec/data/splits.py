@@ -177,7 +177,8 @@ def temporal_split(dataset: Dataset, test_ratio: float = 0.3, valid_ratio: float
     ``valid_ratio`` (of all events) is carved from the end of the training period.
     """
     if not 0 < test_ratio < 1 or not 0 <= valid_ratio < 1 - test_ratio:
-        raise ValueError(f"need 0 < test_ratio < 1 and 0 <= valid_ratio < 1 - test_ratio, got {test_ratio}, {valid_ratio}")
+        raise ValueError("need 0 < test_ratio < 1 and 0 <= valid_ratio < 1 - test_ratio, "
+                         f"got {test_ratio}, {valid_ratio}")
     df = _with_seq(dataset.interactions)
     times = np.sort(df[TIME].to_numpy(), kind="stable")
     n = len(times)
@@ -247,9 +248,12 @@ SPLITS = {
 
 
 def make_split(dataset: Dataset, kind: str, **kwargs) -> Split:
-    """Split ``dataset`` by name: temporal, leave_one_out (loo), random, predefined."""
+    """Split ``dataset`` by name: temporal, leave_one_out (loo), random, predefined, or auto (the
+    source's own split when it ships one, else leave_one_out)."""
+    if kind == "auto":
+        kind = "predefined" if dataset.eval_sequences is not None else "leave_one_out"
     try:
         fn = SPLITS[kind]
     except KeyError:
-        raise ValueError(f"unknown split {kind!r}; choose one of {sorted(SPLITS)}") from None
+        raise ValueError(f"unknown split {kind!r}; choose one of {sorted([*SPLITS, 'auto'])}") from None
     return fn(dataset, **kwargs)

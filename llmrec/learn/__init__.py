@@ -8,7 +8,7 @@ embedded from their text alone, so cold-start items are scored like any other (`
 
 from llmrec.learn.ceg import ContentEmbeddingGenerator, ContentEmbeddings, load_frozen_model
 from llmrec.learn.config import CEGConfig, LearnConfig
-from llmrec.learn.data import LearnCollator, LearnSequences, subsample_users
+from llmrec.learn.data import LearnCollator, LearnSequences
 from llmrec.learn.model import LearnModel, info_nce
 from llmrec.learn.scorer import LearnScorer
 from llmrec.learn.train import train_learn
@@ -24,6 +24,5 @@ __all__ = [
     "LearnSequences",
     "info_nce",
     "load_frozen_model",
-    "subsample_users",
     "train_learn",
 ]

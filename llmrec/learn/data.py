@@ -16,26 +16,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from llmrec.data.schema import ITEM, LABEL, RATING, TIME, USER, Dataset
+from llmrec.data.schema import ITEM, LABEL, RATING, TIME, USER
 from llmrec.learn.ceg import ContentEmbeddings
 from llmrec.learn.config import LearnConfig
 
 log = logging.getLogger(__name__)
-
-
-def subsample_users(dataset: Dataset, max_users: int, seed: int = 0) -> Dataset:
-    """A seeded subset of ``max_users`` users with all their events (and predefined cases); the
-    catalogue stays whole, so full ranking still ranks every item. For quick runs on large sets."""
-    users = np.sort(dataset.interactions[USER].unique())
-    if max_users >= len(users):
-        return dataset
-    keep = set(np.random.default_rng(seed).choice(users, size=max_users, replace=False))
-    seqs = dataset.eval_sequences
-    return Dataset(name=dataset.name, interactions=dataset.interactions[dataset.interactions[USER].isin(keep)],
-                   items=dataset.items, users=dataset.users, domain=dataset.domain, source=dataset.source,
-                   timestamps_are_order=dataset.timestamps_are_order,
-                   eval_sequences=None if seqs is None else seqs[seqs[USER].isin(keep)].reset_index(drop=True),
-                   meta={**dataset.meta, "subsampled_users": max_users, "subsample_seed": seed})
 
 
 def resolve_cvr_label(config: LearnConfig, train: pd.DataFrame) -> str:

@@ -77,8 +77,7 @@ def prepare(
     from llmrec.data.text import item_text
 
     ds = load_dataset(dataset, data_dir) if isinstance(dataset, str) else dataset
-    kind = split or ("predefined" if ds.eval_sequences is not None else "leave_one_out")
-    sp = make_split(ds, kind)
+    sp = make_split(ds, split or "auto")
     evaluator = llmrank_protocol(sp, part=part, n_candidates=n_candidates, max_users=users, seed=seed,
                                  show_progress=show_progress)
     texts = item_text(ds)

@@ -41,7 +41,8 @@ class TallRecConfig:
                 "target and the answer always stay"})
     # ---- optimisation
     learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate (TALLRec: 1e-4)"})
-    num_train_epochs: float = field(default=10.0, metadata={"help": "upper bound on epochs; early stopping may end sooner"})
+    num_train_epochs: float = field(default=10.0, metadata={
+        "help": "upper bound on epochs; early stopping may end sooner"})
     max_steps: int = field(default=-1, metadata={"help": "if > 0, stop after this many optimizer steps"})
     per_device_train_batch_size: int = field(default=4, metadata={"help": "examples per forward pass"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "forward passes per optimizer step"})

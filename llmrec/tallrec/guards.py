@@ -112,7 +112,8 @@ def check_adapter_matches_base(adapter_dir: str | Path, base_model: Any, base_na
         if diff:
             raise AdapterMismatchError(
                 f"{adapter_dir}: adapter was trained on base model {recorded!r}, but the given base model "
-                f"{base_name or '?'!r} differs in {', '.join(f'{k} (adapter {a}, base {b})' for k, (a, b) in diff.items())}")
+                f"{base_name or '?'!r} differs in "
+                + ", ".join(f"{k} (adapter {a}, base {b})" for k, (a, b) in diff.items()))
     modules = dict(base_model.named_modules())
     problems: list[str] = []
     with safe_open(str(adapter_dir / ADAPTER_FILE), framework="pt") as handle:
