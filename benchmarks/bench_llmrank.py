@@ -106,7 +106,16 @@ def main(argv: list[str] | None = None) -> None:
                    help="torch CPU threads (1 is often fastest on a shared 2-core machine)")
     p.add_argument("--out", default="outputs/bench_llmrank_partial.json")
     p.add_argument("--no-record", action="store_true", help="print only; do not write benchmarks/results")
+    p.add_argument("--record-partial", action="store_true",
+                   help="measure nothing: record the rows an interrupted run saved in --out (give the same "
+                        "flags as that run); the notes say the run was cut short")
     args = p.parse_args(argv)
+    if args.record_partial:
+        import json
+        from pathlib import Path
+
+        finish(json.loads(Path(args.out).read_text()), args, argv, partial=True)
+        return
 
     import torch
 
@@ -203,10 +212,17 @@ def main(argv: list[str] | None = None) -> None:
     results["total_seconds"] = time.perf_counter() - t0
     save()
 
+    finish(results, args, argv)
+
+
+def finish(results: dict, args: argparse.Namespace, argv: list[str] | None, partial: bool = False) -> None:
     markdown, notes = render(results, args)
+    if partial:
+        notes += (" This run was stopped before it finished: only the rows above were measured (each row was "
+                  "saved as soon as it was measured); the rows it did not reach are absent, not estimated.")
     print(markdown)
     if not args.no_record:
-        given = list(argv if argv is not None else sys.argv[1:])
+        given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--record-partial"]
         kept = [a for i, a in enumerate(given)
                 if not a.startswith("--data-dir") and not (i and given[i - 1] == "--data-dir")]
         command = " ".join(["python benchmarks/bench_llmrank.py --data-dir ../shared/data", *kept])
