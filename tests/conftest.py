@@ -25,7 +25,7 @@ def _data_root() -> Path | None:
     candidates.append(REPO.parent / "shared" / "data")
     for path in candidates:
         if path.is_dir():
-            return path
+            return path.resolve()  # absolute: subprocesses and notebook kernels run in other folders
     return None
 
 
