@@ -1,0 +1,100 @@
+"""Charts for the benchmark records whose numbers read better as a picture.
+
+``plot(name, data, path)`` draws the chart of one record (``benchmarks/results/<name>.json``'s
+``data``) into ``path`` and returns True, or returns False when that record has no chart. Run
+``python benchmarks/_plots.py`` to redraw every chart from the stored records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from llmrec.utils.io import atomic_write
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _figure(width: float, height: float, panels: int = 1):
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)  # object API: no pyplot state, no display
+    return fig, fig.subplots(1, panels, squeeze=False)[0]
+
+
+def _llmrank(data: dict):
+    rows = [r for r in data["baselines"] + data["llm"] if "skipped" not in r]
+    panels = 2 if data.get("position_bias") else 1
+    fig, axes = _figure(6 + 4 * panels, 4.8, panels)
+    labels = [r["scorer"] if r.get("mode", "-") == "-" else f"{r['scorer']}\n{r['mode']}" for r in rows]
+    values = [r["ndcg@10"] for r in rows]
+    colors = ["#888888" if r.get("mode", "-") == "-" else "#1f77b4" for r in rows]
+    ax = axes[0]
+    ax.barh(np.arange(len(rows)), values, color=colors)
+    ax.set_yticks(np.arange(len(rows)), [f"{lab} (n={r['users']})" for lab, r in zip(labels, rows, strict=True)],
+                  fontsize="x-small")
+    ax.invert_yaxis()
+    random_ndcg10 = sum(1 / np.log2(2 + k) for k in range(10)) / 20  # target equally likely at each of 20 ranks
+    ax.axvline(random_ndcg10, color="red", ls="--", lw=1,
+               label="random order (expected NDCG@10)")
+    ax.set_xlabel("NDCG@10 (20 candidates: ground truth + 19 random, sampled protocol)")
+    ax.legend(fontsize="x-small", loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    if panels == 2:
+        pb = data["position_bias"]
+        positions = list(pb["positions"])
+        ax = axes[1]
+        for k in (1, 10):
+            ax.plot([int(p) for p in positions], [pb["positions"][p][f"ndcg@{k}"] for p in positions],
+                    marker="o", label=f"NDCG@{k}")
+        ax.set_xlabel("position of the ground truth in the prompt")
+        ax.set_title(f"position bias: {pb['scorer']} ({pb['cases']} users)", fontsize="small")
+        ax.legend(fontsize="small")
+        ax.grid(alpha=0.3)
+    fig.suptitle("LLMRank on Amazon Games validation users")
+    return fig
+
+
+def _tallrec(data: dict):
+    fig, axes = _figure(6.5, 4.2)
+    ax = axes[0]
+    shots = sorted({r["shots"] for r in data["runs"]})
+    for k in shots:
+        aucs = [r["auc"] for r in data["runs"] if r["shots"] == k]
+        ax.scatter([k] * len(aucs), aucs, color="#1f77b4", alpha=0.6, s=18)
+    means = [np.mean([r["auc"] for r in data["runs"] if r["shots"] == k]) for k in shots]
+    ax.plot(shots, means, marker="o", color="#1f77b4", label="LoRA-tuned (each seed, and mean)")
+    ax.axhline(data["zero_shot"]["auc"], color="gray", ls=":", label="zero-shot")
+    ax.axhline(data["item_prior"]["auc"], color="green", ls="--", label="item prior (no LLM)")
+    ax.axhline(0.5, color="black", lw=0.5)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(shots, [str(k) for k in shots])
+    ax.set_xlabel("training examples (shots)")
+    ax.set_ylabel(f"AUC on {data['eval_n']} TALLRec valid.json examples")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    fig.suptitle("TALLRec few-shot AUC (MovieLens)")
+    return fig
+
+
+PLOTTERS: dict[str, Callable[[dict], Figure]] = {"llmrank_games": _llmrank, "tallrec": _tallrec}
+
+
+def plot(name: str, data: dict, path: Path) -> bool:
+    if name not in PLOTTERS:
+        return False
+    fig = PLOTTERS[name](data)
+    with atomic_write(path, mode="wb") as fh:
+        fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
+    return True
+
+
+if __name__ == "__main__":
+    for record_path in sorted(RESULTS_DIR.glob("*.json")):
+        rec = json.loads(record_path.read_text())
+        if plot(rec["name"], rec["data"], record_path.with_suffix(".png")):
+            print("drew", record_path.with_suffix(".png"))
