@@ -165,6 +165,8 @@ class BM25Channel(_VectorChannel):
     def __init__(self, item_text: Mapping[str, str], query_items: int = 5, show_progress: bool = False) -> None:
         import bm25s
 
+        # bm25s sets its own logger to DEBUG, which would print index-building chatter on every run
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         ids = list(item_text)
         super().__init__(ids)
         self._bm25s = bm25s
