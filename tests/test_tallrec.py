@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from llmrec.data.loaders.tallrec import read_tallrec_json
+from llmrec.eval.metrics import binary_metrics
 from llmrec.llm.base import AmbiguousOptionsError
 from llmrec.llm.testing import tiny_llama, train_tiny_tokenizer
 from llmrec.tallrec.config import TallRecConfig
@@ -139,6 +140,18 @@ def test_a_few_training_steps_change_the_scores(trained, examples):
     after = result.scorer.p_yes(examples[:4])
     assert result.steps == 6 and result.real_tokens > 0
     assert np.max(np.abs(after - before)) > 1e-3
+
+
+def test_training_learns_the_labels_in_the_right_direction(tokenizer, examples, tmp_path):
+    # The target title decides the label here, so a tuned model must rank its own "Yes." examples
+    # above its "No." ones: AUC well above 0.5, never below (a swapped Yes/No would give ~0).
+    model = tiny_llama(len(tokenizer))
+    result = train_tallrec(_config(max_steps=40, lora_r=16), examples, [], tmp_path, model=model,
+                           tokenizer=tokenizer)
+    p = result.scorer.p_yes(examples)
+    labels = np.array([e.label for e in examples])
+    assert binary_metrics(labels, p)["auc"] > 0.9
+    assert p[labels == 1].mean() > p[labels == 0].mean()
 
 
 def test_saved_adapter_reloads_to_the_same_scores(trained, tokenizer, examples, tmp_path):
