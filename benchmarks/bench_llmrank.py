@@ -114,7 +114,14 @@ def main(argv: list[str] | None = None) -> None:
         import json
         from pathlib import Path
 
-        finish(json.loads(Path(args.out).read_text()), args, argv, partial=True)
+        try:
+            saved = json.loads(Path(args.out).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise SystemExit(f"--record-partial: cannot read the saved rows in {args.out}: {err}") from None
+        if not isinstance(saved, dict) or "baselines" not in saved or "llm" not in saved:
+            raise SystemExit(f"--record-partial: {args.out} is not a bench_llmrank partial file "
+                             "(expected the keys 'baselines' and 'llm')")
+        finish(saved, args, argv, partial=True)
         return
 
     import torch

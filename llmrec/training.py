@@ -100,27 +100,45 @@ class RunArguments:
         "help": "torch CPU threads (1 is fastest on a busy shared CPU; None: torch's default)"})
 
     def load_split(self):
-        """Set the thread count, load the data set, subsample users if asked and split it."""
-        import torch
-
-        from llmrec.data.registry import load_dataset
-        from llmrec.data.schema import subsample_users
-        from llmrec.data.splits import make_split
-
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        dataset = load_dataset(self.dataset, self.data_dir)
-        if self.max_users:
-            dataset = subsample_users(dataset, self.max_users)
-        return make_split(dataset, self.split)
+        return load_split(self.dataset, self.data_dir, self.split, self.max_users, self.threads)
 
     def evaluate_and_write(self, split, scorer, output_dir: str) -> dict:
-        """Evaluate ``scorer`` with the one evaluator, print the table and write it to ``output_dir``."""
-        from llmrec.eval import EvalConfig, RankingEvaluator
-        from llmrec.eval.report import results_table, write_results
+        return evaluate_and_write(split, scorer, output_dir, part=self.part, mode=self.eval_mode,
+                                  max_cases=self.max_cases)
 
-        evaluator = RankingEvaluator(split, EvalConfig(part=self.part, mode=self.eval_mode, max_cases=self.max_cases))
-        results = {scorer.name: evaluator(scorer)}
-        print(results_table(results))
-        write_results(results, output_dir, title=f"{split.dataset.name}, {split.name} split, {self.part}")
-        return results
+
+def load_split(dataset: str, data_dir: str | None = None, split: str = "auto", max_users: int | None = None,
+               threads: int | None = None):
+    """Set the thread count, load the data set, subsample users if asked (seed 0) and split it.
+    Shared by the ``llmrec learn | sasrec`` commands and the ``scripts/train_*.py`` launchers."""
+    import torch
+
+    from llmrec.data.registry import load_dataset
+    from llmrec.data.schema import subsample_users
+    from llmrec.data.splits import make_split
+
+    if threads:
+        torch.set_num_threads(threads)
+    data = load_dataset(dataset, data_dir)
+    if max_users is not None:
+        data = subsample_users(data, max_users, seed=0)
+    result = make_split(data, split)
+    print(f"{data.name}: {result.summary()}")
+    return result
+
+
+def evaluate_and_write(split, scorer, output_dir: str, part: str = "test", mode: str = "full",
+                       max_cases: int | None = None, num_negatives: int | None = None) -> dict:
+    """Evaluate ``scorer`` with the one evaluator, print the table and write JSON + PNG to ``output_dir``."""
+    from llmrec.eval import EvalConfig, RankingEvaluator
+    from llmrec.eval.report import results_table, write_results
+
+    settings = dict(part=part, mode=mode, max_cases=max_cases)
+    if num_negatives is not None:
+        settings["num_negatives"] = num_negatives
+    result = RankingEvaluator(split, EvalConfig(**settings))(scorer)
+    print(results_table({scorer.name: result}))
+    for path in write_results({scorer.name: result}, output_dir,
+                              title=f"{split.dataset.name}, {split.name} split, {part}"):
+        print(f"wrote {path}")
+    return result

@@ -53,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="adapter folder to write")
     add_dataclass_arguments(parser.add_argument_group("TALLRec model, LoRA and training"), TallRecConfig)
     args = parser.parse_args(argv)
+    if args.max_test_examples < -1:
+        parser.error(f"--max-test-examples: expected -1 (skip), 0 (all) or a positive count, got "
+                     f"{args.max_test_examples}")
     if bool(args.train) == bool(args.dataset):
         parser.error("give either --train (with optional --valid/--test) or --dataset")
     return args

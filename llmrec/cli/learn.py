@@ -33,34 +33,16 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def prepare_split(args: argparse.Namespace):
-    """Set threads, load the data set, subsample users if asked, split."""
-    import torch
+    from llmrec.training import load_split
 
-    from llmrec.data.registry import load_dataset
-    from llmrec.data.schema import subsample_users
-    from llmrec.data.splits import make_split
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dataset = load_dataset(args.dataset, args.data_dir)
-    if args.max_users is not None:
-        dataset = subsample_users(dataset, args.max_users, seed=0)
-    split = make_split(dataset, args.split)
-    print(f"{dataset.name}: {split.summary()}")
-    return split
+    return load_split(args.dataset, args.data_dir, args.split, args.max_users, args.threads)
 
 
 def evaluate_and_report(split, scorer, args: argparse.Namespace, out_dir: str) -> dict:
-    from llmrec.eval import EvalConfig, RankingEvaluator
-    from llmrec.eval.report import results_table, write_results
+    from llmrec.training import evaluate_and_write
 
-    evaluator = RankingEvaluator(split, EvalConfig(part=args.part, mode=args.mode, num_negatives=args.negatives,
-                                                   max_cases=args.max_cases))
-    result = evaluator(scorer)
-    print(results_table({scorer.name: result}))
-    for path in write_results({scorer.name: result}, out_dir, title=f"{split.dataset.name}, {split.name} split"):
-        print(f"wrote {path}")
-    return result
+    return evaluate_and_write(split, scorer, out_dir, part=args.part, mode=args.mode, max_cases=args.max_cases,
+                              num_negatives=args.negatives)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -89,6 +89,8 @@ class Dataset:
 def subsample_users(dataset: Dataset, max_users: int, seed: int = 0) -> Dataset:
     """A seeded subset of ``max_users`` users with all their events (and predefined cases); the
     catalogue stays whole, so full ranking still ranks every item. For quick runs on large sets."""
+    if max_users < 1:
+        raise ValueError(f"subsample_users: max_users must be at least 1, got {max_users}")
     users = np.sort(dataset.interactions[USER].unique())
     if max_users >= len(users):
         return dataset
