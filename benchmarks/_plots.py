@@ -35,13 +35,17 @@ def _llmrank(data: dict):
     colors = ["#888888" if r.get("mode", "-") == "-" else "#1f77b4" for r in rows]
     ax = axes[0]
     ax.barh(np.arange(len(rows)), values, color=colors)
-    ax.set_yticks(np.arange(len(rows)), [f"{lab} (n={r['users']})" for lab, r in zip(labels, rows, strict=True)],
+    def users(r: dict) -> str:  # "n=200 of 50,546" where the record says the total
+        return f"n={r['users']:,}" + (f" of {r['users_total']:,}" if r.get("users_total") else "")
+
+    ax.set_yticks(np.arange(len(rows)), [f"{lab} ({users(r)})" for lab, r in zip(labels, rows, strict=True)],
                   fontsize="x-small")
     ax.invert_yaxis()
     random_ndcg10 = sum(1 / np.log2(2 + k) for k in range(10)) / 20  # target equally likely at each of 20 ranks
     ax.axvline(random_ndcg10, color="red", ls="--", lw=1,
                label="random order (expected NDCG@10)")
-    ax.set_xlabel("NDCG@10 (20 candidates: ground truth + 19 random, sampled protocol)")
+    label = rows[0].get("candidates", "sampled-19") if rows else "sampled-19"
+    ax.set_xlabel(f"NDCG@10 ({label}: ground truth + 19 random candidates)")
     ax.legend(fontsize="x-small", loc="lower right")
     ax.grid(axis="x", alpha=0.3)
     if panels == 2:

@@ -63,6 +63,43 @@ def record(name: str, title: str, command: str, markdown: str, data: dict, notes
     return path
 
 
+def _users(info: dict, settings: dict, name: str) -> str:
+    """One data set's population from a ``sizes`` entry: 'N of M users (seeded subsample)'."""
+    users = info.get("users")
+    if users is None:
+        return ""
+    if info.get("users_total") is not None:
+        text = f"{users:,} of {info['users_total']:,} users"
+        return text + " (seeded subsample)" if info.get("subsampled", users != info["users_total"]) else text
+    # Older records did not store the total; say what the settings tell, never a guessed total.
+    flag = {"amazon-games": "games_users", "amazon-scientific": "scientific_users"}.get(name)
+    if flag and settings.get(flag) == users:  # the flag asked for exactly this many: a subsample
+        option = "--" + flag.replace("_", "-")
+        return f"{users:,} users (a seeded subsample, {option} {users:,}; the total was not recorded)"
+    return f"{users:,} users"
+
+
+def population(data: dict) -> str:
+    """How many users a record's numbers cover, out of the total, where the record says so."""
+    parts: list[str] = []
+    sizes = data.get("sizes") if isinstance(data, dict) else None
+    if isinstance(sizes, dict):
+        settings = data.get("settings") or {}
+        parts += [f"{name}: {_users(info, settings, name)}" for name, info in sizes.items()
+                  if isinstance(info, dict) and _users(info, settings, name)]
+    results = data.get("results") if isinstance(data, dict) else None
+    if isinstance(results, dict):
+        from llmrec.eval.report import population_line
+
+        lines = sorted({population_line(r) for r in results.values() if isinstance(r, dict) and r.get("population")})
+        parts += [line for line in lines if line]
+    setup = data.get("setup") if isinstance(data, dict) else None
+    if isinstance(setup, dict) and setup.get("users_total"):
+        parts.append(f"{setup['dataset']}: each row the first N of one seeded order of its "
+                     f"{setup['users_total']:,} users (N per row)")
+    return "; ".join(parts)
+
+
 def rebuild() -> None:
     records = [json.loads(p.read_text()) for p in sorted(RESULTS_DIR.glob("*.json"))]
     parts = ["# llmrec benchmark results", "",
@@ -71,7 +108,11 @@ def rebuild() -> None:
     for rec in records:
         parts += [f"## {rec['title']}", "",
                   f"Measured {rec['measured_at']} on {rec['machine']} with:", "",
-                  f"    {rec['command']}", "", rec["markdown"], ""]
+                  f"    {rec['command']}", ""]
+        covered = population(rec.get("data") or {})
+        if covered and "Population:" not in rec["markdown"] + (rec.get("notes") or ""):
+            parts += [f"Population: {covered}.", ""]
+        parts += [rec["markdown"], ""]
         if (RESULTS_DIR / f"{rec['name']}.png").exists():
             parts += [f"![{rec['title']}](results/{rec['name']}.png)", ""]
         if rec.get("notes"):

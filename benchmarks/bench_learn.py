@@ -1,5 +1,10 @@
 """LEARN and the SASRec baseline on Amazon Scientific and Amazon Games, full ranking.
 
+Everything goes through the one path (``llmrec.run``: load, seeded user subsample, split, the
+registered ``sasrec`` and ``learn`` scorers built from the known events, ``RankingEvaluator``), and
+every row says how many users it covers out of the data set's total ("N of M users (seeded
+subsample)").
+
 For each data set: SASRec (item IDs); LEARN with each item tower (pch, attention, projection) on
 content embeddings from the first frozen text model; LEARN with the other text models (one tower);
 every result with all / warm / long-tail / cold rows. Also CEG throughput (items/s, frozen model
@@ -9,7 +14,9 @@ forward passes only, no cache) and training throughput (training windows per sec
   target after their training sequence), all validation users, full ranking over 4,385 items.
 * Amazon Games: the LLMRank validation file, leave-one-out (each user's last event is the target,
   everything before it is known), a seeded subsample of users for training and evaluation
-  (``--games-users``), full ranking over all 16,859 items.
+  (``--games-users``, default 10,000 of 50,546), full ranking over all 16,859 items. Subsampling
+  users thins the training events, so many more targets are cold than on the whole file; the
+  notes give both counts.
 
 Training reads only the events known before the evaluated part. The files hold no ratings, so the
 CVR loss is off (``cvr_label=auto``) except in one '+ CVR' row per data set in ``--cvr-on``
@@ -23,11 +30,11 @@ CVR loss is off (``cvr_label=auto``) except in one '+ CVR' row per data set in `
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -81,68 +88,80 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def slice_rows(dataset: str, method: str, text_model: str, result: dict) -> list[dict]:
-    return [{"data set": dataset, "method": method, "text model": text_model, "slice": name,
+def population(info: dict) -> str:
+    """'10,000 of 50,546 users (seeded subsample)': how much of the data set a row covers."""
+    text = f"{info['users']:,} of {info['users_total']:,} users"
+    return text + " (seeded subsample)" if info["subsampled"] else text
+
+
+def slice_rows(dataset: str, users: str, method: str, text_model: str, result: dict) -> list[dict]:
+    return [{"data set": dataset, "users": users, "method": method, "text model": text_model, "slice": name,
              "cases": part["cases"], "NDCG@10": part["ndcg@10"], "Recall@10": part["recall@10"]}
             for name, part in result["slices"].items()]
 
 
-def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> tuple[list[dict], list[dict], dict]:
-    import numpy as np
+def cold_targets(split) -> int:
+    """Evaluation targets nobody interacted with before the evaluated part."""
+    import pandas as pd
 
-    from llmrec.data.registry import load_dataset
-    from llmrec.data.schema import subsample_users
-    from llmrec.data.splits import leave_one_out_split, predefined_split
+    from llmrec.eval import build_cases
+
+    cases = build_cases(split, pd.Index([str(i) for i in split.dataset.items.index]), "test")
+    return int((~cases.target_warm).sum())
+
+
+def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> tuple[list[dict], list[dict], dict]:
     from llmrec.data.text import learn_item_text
-    from llmrec.eval import EvalConfig, RankingEvaluator
-    from llmrec.learn import (
-        CEGConfig,
-        ContentEmbeddingGenerator,
-        LearnConfig,
-        LearnScorer,
-        LearnSequences,
-        train_learn,
-    )
-    from llmrec.sasrec import SASRecConfig, SASRecScorer, SASRecSequences, train_sasrec
+    from llmrec.learn import CEGConfig, ContentEmbeddingGenerator, LearnConfig, LearnSequences
+    from llmrec.run import RunConfig, build_context, load_split, make_evaluator
+    from llmrec.sasrec import SASRecConfig, SASRecSequences
     from llmrec.sasrec.data import ItemVocabulary
 
-    dataset = load_dataset(name, args.data_dir)
     users = args.scientific_users if name == "amazon-scientific" else args.games_users
-    if users:
-        dataset = subsample_users(dataset, users, seed=0)
-    split = predefined_split(dataset) if name == "amazon-scientific" else leave_one_out_split(dataset)
-    evaluator = RankingEvaluator(split, EvalConfig(part="test", mode="full", show_progress=False))
+    config = RunConfig(dataset=name, data_dir=args.data_dir,
+                       split="predefined" if name == "amazon-scientific" else "leave_one_out",
+                       max_users=users or None, user_seed=0, part="test", mode="full", show_progress=False)
+    split = load_split(config)
+    context = build_context(split, config)
+    evaluator = make_evaluator(split, config, context)
     known = split.known("test")
-    info = {"users": dataset.n_users, "items": dataset.n_items, "split": split.name,
-            "training_events": len(known), "eval_cases": evaluator.counts["cases"],
-            "cold_targets": int((~np.isin([c["targets"][0] for c in evaluator.cases()],
-                                          known["item_id"].unique())).sum())}
+    pop = evaluator.population()
+    info = {"users": pop["users_in_dataset"], "users_total": pop["users_in_source"],
+            "subsampled": pop["subsampled_dataset"], "subsample_seed": config.user_seed if pop["subsampled_dataset"]
+            else None, "items": split.dataset.n_items, "split": split.name, "training_events": len(known),
+            "eval_cases": evaluator.counts["cases"], "cold_targets": cold_targets(split)}
+    info["population"] = population(info)
+    if info["subsampled"]:  # the same split on every user: how much of the cold slice the subsample made
+        info["cold_targets_all_users"] = cold_targets(load_split(dataclasses.replace(config, max_users=None)))
     print(f"\n== {name}: {info}", flush=True)
     rows: list[dict] = []
     speed: list[dict] = []
 
-    def train_timed(fn, windows: int, epochs: float, what: str):
+    def build_timed(scorer: str, windows: int, passes: float, what: str, /, **options):
+        """Build (train) a registered scorer on the known events; its training throughput is recorded."""
         start = time.perf_counter()
-        out = fn()
+        out = context.build(scorer, **options)
         seconds = time.perf_counter() - start
-        speed.append({"data set": name, "measure": f"{what} training", "value": windows * epochs / seconds,
+        speed.append({"data set": name, "measure": f"{what} training", "value": windows * passes / seconds,
                       "unit": "sequences/s", "seconds": seconds})
         return out
 
+    quiet = {"save_steps": 0, "progress": False, "logging_steps": 10**9}
     # --- SASRec ------------------------------------------------------------------------------------
-    sas_config = SASRecConfig(epochs=args.sasrec_epochs, output_dir=str(workdir / f"{name}-sasrec"),
-                              save_steps=0, progress=False, logging_steps=10**9)
+    sas_config = SASRecConfig(epochs=args.sasrec_epochs)
     windows = len(SASRecSequences.from_interactions(known, ItemVocabulary.from_split(split), sas_config.max_len))
-    model, vocabulary = train_timed(partial(train_sasrec, split, sas_config), windows, sas_config.epochs, "SASRec")
-    result = evaluator(SASRecScorer(model, vocabulary))
-    rows += slice_rows(name, "SASRec", "-", result)
+    scorer = build_timed("sasrec", windows, sas_config.epochs, "SASRec", epochs=args.sasrec_epochs,
+                         output_dir=str(workdir / f"{name}-sasrec"), **quiet)
+    result = evaluator(scorer)
+    rows += slice_rows(name, info["population"], "SASRec", "-", result)
     print(f"SASRec: ndcg@10 {result['ndcg@10']:.4f} recall@10 {result['recall@10']:.4f}", flush=True)
 
     # --- LEARN ---------------------------------------------------------------------------------
-    texts = learn_item_text(dataset).to_dict()
+    texts = learn_item_text(split.dataset).to_dict()
     models = args.text_models if name in args.other_models_on else args.text_models[:1]
     for i, text_model in enumerate(models):
-        ceg = CEGConfig(text_model=text_model, max_text_tokens=args.max_text_tokens, cache_dir=args.cache_dir)
+        ceg_options = {"text_model": text_model, "max_text_tokens": args.max_text_tokens, "cache_dir": args.cache_dir}
+        ceg = CEGConfig(**ceg_options)
         generator = ContentEmbeddingGenerator(ceg).load()
         sample = [texts[k] for k in sorted(texts)[: args.throughput_items]]
         generator.encode(sample[: ceg.encode_batch_size])  # warm-up batch, not timed
@@ -151,20 +170,21 @@ def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> tuple[lis
         ceg_seconds = time.perf_counter() - start
         speed.append({"data set": name, "measure": f"CEG {text_model}", "value": len(sample) / ceg_seconds,
                       "unit": "items/s", "seconds": ceg_seconds})
-        content = generator(texts)
+        content = generator(texts)  # fills the cache the learn scorer reads
         print(f"CEG {text_model}: {len(sample) / ceg_seconds:.1f} items/s; {content.stats}", flush=True)
+        del generator
         runs = [(tower, {}) for tower in (args.towers if i == 0 else [args.compare_tower])]
         if i == 0 and name in args.cvr_on:
             runs.append((args.compare_tower, {"cvr_label": "interaction", "cvr_weight": 0.1}))
         for tower, extra in runs:
             label = f"LEARN {tower}" + (" + CVR" if extra else "")
-            config = LearnConfig(item_tower=tower, epochs=args.learn_epochs, save_steps=0, progress=False,
-                                 logging_steps=10**9, output_dir=str(workdir / f"{name}-{label}-{i}"), **extra)
-            windows = len(LearnSequences.from_interactions(known, content.index(), config, cvr_mode="off"))
-            model = train_timed(partial(train_learn, split, content, config, ceg_config=ceg), windows,
-                                config.epochs, f"{label} ({text_model})")
-            result = evaluator(LearnScorer(model, content))
-            rows += slice_rows(name, label, text_model, result)
+            learn = LearnConfig(item_tower=tower, epochs=args.learn_epochs, **extra)
+            windows = len(LearnSequences.from_interactions(known, content.index(), learn, cvr_mode="off"))
+            scorer = build_timed("learn", windows, learn.epochs, f"{label} ({text_model})", item_tower=tower,
+                                 epochs=args.learn_epochs, output_dir=str(workdir / f"{name}-{label}-{i}"),
+                                 **ceg_options, **extra, **quiet)
+            result = evaluator(scorer)
+            rows += slice_rows(name, info["population"], label, text_model, result)
             print(f"{label} {text_model}: ndcg@10 {result['ndcg@10']:.4f} "
                   f"recall@10 {result['recall@10']:.4f}", flush=True)
     return rows, speed, info
@@ -184,10 +204,16 @@ def main(argv: list[str] | None = None) -> int:
             speed += s
             infos[name] = info
     minutes = (time.perf_counter() - started) / 60
-    metrics_md = markdown_table(rows, ["data set", "method", "text model", "slice", "cases", "NDCG@10", "Recall@10"])
+    metrics_md = markdown_table(rows, ["data set", "users", "method", "text model", "slice", "cases", "NDCG@10",
+                                       "Recall@10"])
     speed_md = markdown_table(speed, ["data set", "measure", "value", "unit", "seconds"], floatfmt=".1f")
-    sizes = "; ".join(f"{n}: {i['users']} users, {i['items']} items (full ranking), {i['split']} split, "
-                      f"{i['eval_cases']} evaluation cases ({i['cold_targets']} with a cold target)"
+    sizes = "; ".join(f"{n}: {i['population']}, {i['items']:,} items (full ranking), {i['split']} split, "
+                      f"{i['eval_cases']:,} evaluation cases ({i['cold_targets']:,} with a cold target"
+                      + (f"; the same split of all {i['users_total']:,} users has {i['cold_targets_all_users']:,}"
+                         + (": subsampling users removes the training events that made the other items warm, so "
+                            "the subsample itself makes most of this cold slice"
+                            if i["cold_targets"] > 2 * i["cold_targets_all_users"] else "")
+                         if "cold_targets_all_users" in i else "") + ")"
                       for n, i in infos.items())
     from llmrec.learn import LearnConfig
     from llmrec.sasrec import SASRecConfig
@@ -199,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"user's other items masked, temperature {learn.temperature:g}, batch {learn.batch_size}, lr "
                 f"{learn.learning_rate:g}; CVR off except in the '+ CVR' rows: no ratings in these files); "
                 f"CEG: last layer mean-pooled, texts cut to {args.max_text_tokens} tokens; torch threads "
-                f"{args.threads}; whole run {minutes:.1f} min.")
+                f"{args.threads}; whole run {minutes:.1f} min. Training time and throughput include loading "
+                "the cached content embeddings (the CEG row times the frozen model itself).")
     markdown = "\n\n".join([metrics_md, "Throughput on this machine:", speed_md])
     notes = "\n\n".join([f"Sizes: {sizes}.", f"Settings: {settings}", PUBLISHED,
                          "Cold rows: targets with no interaction before the evaluated event. SASRec ranks "

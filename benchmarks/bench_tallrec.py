@@ -1,18 +1,25 @@
-"""TALLRec on this CPU: few-shot AUC on TALLRec's movie validation data, beside a no-LLM item prior
-and the zero-shot model, and training throughput / peak memory of this recipe vs TALLRec's.
+"""TALLRec on this CPU, leak-free, through the registered ``tallrec`` scorer and the one pointwise
+evaluator. Two protocols, each with its own record:
 
-    python benchmarks/bench_tallrec.py                      # full protocol (see --help for sizes)
-    python benchmarks/bench_tallrec.py --shots 16 --seeds 0 --eval-n 50 --es-n 16   # smoke run
+    python benchmarks/bench_tallrec.py fewshot     # -> results/tallrec.json (16/64/256 shots x 3 seeds)
+    python benchmarks/bench_tallrec.py pointwise   # -> results/tallrec_pointwise.json (llmrec.run, temporal)
+    python benchmarks/bench_tallrec.py fewshot --shots 16 --seeds 0 --eval-n 50 --es-n 16 --no-record  # smoke
 
-Training subsets come from the builder's 8:1:1 train split of MovieLens 100K with every example
-whose question also appears in TALLRec's valid.json removed (count reported); early stopping uses
-the builder's own valid split; AUC is measured on a seeded subset of valid.json (its test part is
-withheld). The item prior is each target item's mean rating over the builder's training examples.
+``fewshot``: AUC on a seeded subset of TALLRec's movie valid.json (its test part is withheld). Every
+valid.json question is one of MovieLens 100K's built examples, of 14 users; those users are held
+out (a split by user): the scorers learn only from the other users' events, TALLRec's training and
+early-stopping examples included, so no training prompt shows an evaluated target with its label.
+The old record (kept as results/tallrec_leaky.json) trained on a by-example shuffle of all users.
+
+``pointwise``: ``llmrec.run`` on a temporal split of MovieLens 100K (train / valid / test by global
+time): item prior, popularity, zero-shot P(Yes) and tuned adapters on the same seeded test pairs.
+No hyperparameter is tuned on test: the budget is the few-shot protocol's, fixed in advance.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import resource
 import sys
@@ -21,44 +28,247 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _record import markdown_table, record  # noqa: E402
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from _record import RESULTS_DIR, markdown_table, record  # noqa: E402
 
-from llmrec.data.registry import load_dataset  # noqa: E402
-from llmrec.eval.metrics import binary_metrics  # noqa: E402
-from llmrec.tallrec import TallRecConfig, YesNoScorer, load_base, train_tallrec  # noqa: E402
-from llmrec.tallrec.data import (  # noqa: E402
-    few_shot_subset,
-    movielens_examples,
-    read_examples,
-    remove_overlap,
-    split_examples,
-    titles_in_input,
-)
+from llmrec.tallrec import TallRecConfig, train_tallrec  # noqa: E402
 
 TALLREC_PAPER = {16: 67.2, 64: 67.5, 256: 72.0}
 
 
-def item_prior_auc(train, eval_examples, titles: dict[str, str], ratings: dict) -> dict:
-    """AUC of the target's mean training rating; unseen items get the global mean."""
-    sums: dict[str, list[float]] = {}
-    for e in train:
-        sums.setdefault(e.item_id, []).append(ratings[(e.user_id, e.item_id)])
-    global_mean = float(np.mean([r for v in sums.values() for r in v]))
-    by_title: dict[str, list[str]] = {}
-    for item, title in titles.items():
-        by_title.setdefault(title, []).append(item)
-    scores, unmapped, unseen = [], 0, 0
-    for e in eval_examples:
-        items = by_title.get(titles_in_input(e.input)[2], [])
-        unmapped += not items
-        values = [r for i in items for r in sums.get(i, [])]
-        unseen += bool(items) and not values
-        scores.append(float(np.mean(values)) if values else global_mean)
-    out = binary_metrics([e.label for e in eval_examples], scores)
-    return {"auc": out["auc"], "unmapped_titles": unmapped, "unseen_items": unseen}
+def tallrec_options(args, shots: int, seed: int, out: str) -> dict:
+    epochs = max(1.0, args.example_passes / shots) if args.example_passes > 0 else args.epochs
+    return dict(model=args.model, device="cpu", template=args.template, epochs=epochs, learning_rate=args.lr,
+                batch_size=args.batch_size, early_stopping_patience=args.patience, max_eval_examples=args.es_n,
+                eval_every_steps=args.eval_every, logging_steps=1000, shots=shots, seed=seed, output_dir=out,
+                progress=False, early_stopping_share=args.es_share)
 
 
+def train_scorers(args, context, shots: list[int], seeds: list[int], evaluate) -> list[dict]:
+    """Build (train + guarded save) one tallrec scorer per (shots, seed) and evaluate it."""
+    from llmrec.registry import build_scorer
+
+    runs = []
+    for k in shots:
+        for seed in seeds:
+            start = time.perf_counter()  # load + train + early stopping + save guards + scoring: the user's wait
+            scorer = build_scorer("tallrec", context,
+                                  **tallrec_options(args, k, seed, f"{args.work_dir}/adapter-{k}-{seed}"))
+            scorer.name = f"tallrec {k}-shot seed {seed}"
+            result = evaluate(scorer)
+            info = scorer.diagnostics()
+            runs.append({"shots": k, "seed": seed, "auc": result["auc"], "logloss": result.get("logloss"),
+                         "early_stop_auc": info.get("best_valid_auc"), "steps": info.get("steps"),
+                         "train_examples": info.get("train_examples"), "train_s": info.get("train_seconds"),
+                         "run_s": round(time.perf_counter() - start, 1), "scorer": scorer.name})
+            print(runs[-1], flush=True)
+    return runs
+
+
+def summary_rows(runs: list[dict], shots: list[int]) -> dict[int, dict]:
+    out = {}
+    for k in shots:
+        aucs = np.array([r["auc"] for r in runs if r["shots"] == k])
+        out[k] = {"mean": float(aucs.mean()), "std": float(aucs.std(ddof=1)) if len(aucs) > 1 else 0.0,
+                  "n": len(aucs), "run_min": float(np.mean([r["run_s"] for r in runs if r["shots"] == k])) / 60}
+    return out
+
+
+# ------------------------------------------------------------------------------------------ fewshot
+def archive_leaky_record() -> dict | None:
+    """Keep the record measured with the old leaky split as results/tallrec_leaky.json (once)."""
+    current, archived = RESULTS_DIR / "tallrec.json", RESULTS_DIR / "tallrec_leaky.json"
+    if current.exists():
+        rec = json.loads(current.read_text())
+        if "protocol" not in rec["data"] and not archived.exists():
+            rec["name"] = "tallrec_leaky"
+            rec["title"] = "SUPERSEDED (leaky split): " + rec["title"]
+            rec["notes"] = ("Kept for comparison only: these runs trained on a by-example shuffle of all users' "
+                            "examples, so training prompts showed evaluated targets with their labels (see the "
+                            "leak-free 'TALLRec' section). " + rec.get("notes", ""))
+            archived.write_text(json.dumps(rec, indent=1, ensure_ascii=False) + "\n")
+    return json.loads(archived.read_text()) if archived.exists() else None
+
+
+def old_protocol_leaks(built, mapped, seed: int = 42) -> int:
+    """How many evaluated valid.json targets the old default (shuffle examples 8:1:1, seed 42) put,
+    with their labels, into training prompts."""
+    order = np.random.default_rng(seed).permutation(len(built))
+    train = [built[i] for i in order[: int(round(0.8 * len(built)))]]
+    shown = {(e.user_id, i) for e in train for i in e.history}
+    return sum((m.user_id, m.item_id) in shown for m in mapped)
+
+
+def fewshot(args) -> int:
+    from llmrec.data.registry import load_dataset
+    from llmrec.data.schema import USER
+    from llmrec.data.splits import Split
+    from llmrec.eval.pointwise import PointwiseEvaluator
+    from llmrec.registry import BuildContext, build_scorer
+    from llmrec.scoring import History
+    from llmrec.tallrec import few_shot_subset, leaked_examples, movielens_examples, read_examples, users_of
+    from llmrec.tallrec.scorer import known_examples
+    from llmrec.tallrec.split import prompt_key
+
+    started = time.perf_counter()
+    previous = archive_leaky_record() if not args.no_record else None
+    data_dir = Path(args.data_dir)
+    dataset = load_dataset("ml-100k", data_dir)
+    official = read_examples(data_dir / "tallrec" / "movie" / "valid.json")
+    built = movielens_examples(dataset)
+    by_key = {prompt_key(e): e for e in built}
+    missing = [o for o in official if prompt_key(o) not in by_key]
+    if missing:
+        raise SystemExit(f"{len(missing)} valid.json questions are not MovieLens 100K examples: cannot hold "
+                         "their users out")
+    eval_users = users_of(official, built)
+    inter = dataset.interactions
+    held = inter[USER].isin(eval_users)
+    # A split by user: valid.json's users are the evaluated part, everyone else is what models may know.
+    split = Split("tallrec_users", dataset, inter[~held].reset_index(drop=True), inter.iloc[0:0].copy(),
+                  inter[held].reset_index(drop=True), group_targets=True)
+    context = BuildContext(split, part="test", show_progress=False)
+    rating = {(u, i): r for u, i, r in inter[["user_id", "item_id", "rating"]].itertuples(index=False)}
+    chosen = few_shot_subset(official, args.eval_n, seed=0)  # the same seeded subset the old record scored
+    mapped = [by_key[prompt_key(o)] for o in chosen]
+    histories = [History(m.history, [rating[(m.user_id, i)] for i in m.history]) for m in mapped]
+    evaluator = PointwiseEvaluator(histories, [m.item_id for m in mapped], [o.label for o in chosen],
+                                   name="ml-100k / TALLRec valid.json",
+                                   split_name="by user (valid.json's users held out)",
+                                   part="valid.json", batch_size=16, show_progress=False,
+                                   counts={"label": "valid.json answers (rating > 3)"},
+                                   population={"pairs_total": len(official), "users_evaluated": len(eval_users),
+                                               "subsampled_pairs": len(chosen) < len(official)})
+
+    prior = evaluator(build_scorer("item-prior", context))
+    popularity = evaluator(build_scorer("popularity", context))
+    zero_scorer = build_scorer("tallrec", context, model=args.model, device="cpu", template=args.template,
+                               zero_shot=True)
+    # The scorer renders each pair's prompt from item titles: it must be valid.json's question, word for word.
+    same_prompt = sum(zero_scorer.question(h, m.item_id).input == o.input
+                      for h, m, o in zip(histories, mapped, chosen, strict=True))
+    zero = evaluator(zero_scorer)
+    probe = TallRecConfig(history_len=10, early_stopping_share=args.es_share)
+    train_pool, stop_pool = known_examples(context, probe)
+    leaks = len(leaked_examples(train_pool + stop_pool, mapped))
+    old_leaks = old_protocol_leaks(built, mapped)
+    print(f"item prior {prior['auc']:.4f}, popularity {popularity['auc']:.4f}, zero-shot {zero['auc']:.4f}; "
+          f"prompts identical to valid.json {same_prompt}/{len(chosen)}; leaks {leaks} (old protocol {old_leaks})",
+          flush=True)
+
+    runs = train_scorers(args, context, args.shots, args.seeds, evaluator)
+    stats = summary_rows(runs, args.shots)
+    old = {}
+    if previous:
+        for k in args.shots:
+            aucs = np.array([r["auc"] for r in previous["data"]["runs"] if r["shots"] == k])
+            if len(aucs):
+                old[k] = f"{aucs.mean():.4f} ± {aucs.std(ddof=1) if len(aucs) > 1 else 0:.4f}"
+    rows = [{"shots": k, "seeds": stats[k]["n"], "TALLRec AUC, leak-free (mean ± std)":
+             f"{stats[k]['mean']:.4f} ± {stats[k]['std']:.4f}",
+             "old leaky protocol (same 200 examples)": old.get(k, "-"), "zero-shot AUC": zero["auc"],
+             "item prior AUC": prior["auc"], "popularity AUC": popularity["auc"],
+             "paper (LLaMA-7B, test)": str(TALLREC_PAPER.get(k, "-")),
+             "run min (mean: load, train, early stopping, save guards, AUC)": round(stats[k]["run_min"], 1)}
+            for k in args.shots]
+    speed = throughput(train_pool[: 4 * args.throughput_steps], args.model, args.throughput_steps, args.threads)
+    ratio = speed[0]["tokens_per_s"] / speed[1]["tokens_per_s"]
+    mem_ratio = speed[0]["peak_memory_mb"] / speed[1]["peak_memory_mb"]
+    total = time.perf_counter() - started
+    markdown = (markdown_table(rows) + "\n\n" + markdown_table(
+        [{k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()} for r in speed]) +
+        f"\n\nThroughput ratio (real tokens/s, llmrec / TALLRec-style): {ratio:.2f}x; "
+        f"peak memory ratio {mem_ratio:.2f}.")
+    epochs = f"max(1, {args.example_passes} / shots)" if args.example_passes else args.epochs
+    notes = (f"Pointwise AUC on {len(chosen)} of TALLRec's {len(official):,} movie validation examples (seeded; the "
+             f"same subset as the superseded record). Leak-free by user: all {len(official):,} valid.json questions "
+             f"are MovieLens 100K examples of {len(eval_users)} users, held out; scorers learn from the other "
+             f"{inter[~held][USER].nunique()} users' {int((~held).sum()):,} events: {leaks} of the "
+             f"{len(train_pool) + len(stop_pool):,} examples the training and early-stopping sets are drawn from show "
+             f"an evaluated target; under the old protocol (by-example shuffle, seed 42) {old_leaks} of these "
+             f"{len(chosen)} targets appeared with their label in a training prompt. The tallrec scorer renders "
+             f"each prompt from item titles and ratings: {same_prompt} of {len(chosen)} are valid.json's text word "
+             f"for word. "
+             f"Model {args.model}, template {args.template}, fp32, {args.threads} thread(s); early stopping on "
+             f"{args.es_n} of the latest {args.es_share:.0%} of the known examples by time (patience {args.patience}, "
+             f"every {args.eval_every or 'epoch'} steps; {epochs} epochs, lr {args.lr:g}, batch {args.batch_size}). "
+             f"Item prior: mean known rating, shrunk (registered item-prior). TALLRec's paper numbers are on its "
+             f"withheld test set with LLaMA-7B. Whole run {total / 60:.1f} min.")
+    data = {"protocol": "leak-free, by user (valid.json's users held out)", "runs": runs,
+            "summary": {str(k): v for k, v in stats.items()}, "rows": rows, "zero_shot": zero, "item_prior": prior,
+            "popularity": popularity, "throughput": speed, "eval_n": len(chosen), "eval_users": sorted(eval_users),
+            "leaked_training_examples": leaks, "old_protocol_leaked_targets": old_leaks,
+            "prompts_identical_to_valid_json": same_prompt, "previous_record": "tallrec_leaky" if previous else None,
+            "seconds": total}
+    if not args.no_record:
+        record("tallrec", "TALLRec: few-shot AUC on MovieLens (TALLRec valid.json), leak-free by user, beside the "
+               "item prior and zero-shot", "python benchmarks/bench_tallrec.py " + " ".join(sys.argv[1:]), markdown,
+               data, notes)
+    print(markdown)
+    print(notes)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ pointwise
+def pointwise(args) -> int:
+    from llmrec.registry import build_scorer
+    from llmrec.run import RunConfig, build_context, load_split, run
+
+    started = time.perf_counter()
+    config = RunConfig(dataset="ml-100k", data_dir=args.data_dir, split="temporal", test_ratio=args.test_ratio,
+                       valid_ratio=args.valid_ratio, task="pointwise", part="test", min_history=10,
+                       max_cases=args.eval_n, seed=42, batch_size=16, threads=args.threads, show_progress=False,
+                       out_dir=f"{args.work_dir}/pointwise", title="MovieLens 100K, temporal split, pointwise")
+    split = load_split(config)
+    context = build_context(split, config)
+    zero = build_scorer("tallrec", context, model=args.model, device="cpu", template=args.template, zero_shot=True)
+    zero.name = f"tallrec zero-shot ({args.model})"
+    scorers = ["item-prior", "popularity", zero]
+    runs: list[dict] = []
+    tuned = []
+    for seed in args.seeds:
+        start = time.perf_counter()
+        scorer = build_scorer("tallrec", context,
+                              **tallrec_options(args, args.tuned_shots, seed, f"{args.work_dir}/pw-{seed}"))
+        scorer.name = f"tallrec {args.tuned_shots}-shot seed {seed}"
+        tuned.append(scorer)
+        runs.append({"seed": seed, "train_min": round((time.perf_counter() - start) / 60, 1), **scorer.diagnostics()})
+    outcome = run(config, [*scorers, *tuned], split=split)
+    results = outcome.results
+    first = next(iter(results.values()))
+    pairs = f"{first['population']['pairs']:,} of {first['population']['pairs_total']:,}"
+    rows = [{"scorer": name, "AUC": r["auc"], "log loss": r.get("logloss"), "pairs (of all test pairs)": pairs,
+             "positives / negatives": f"{r['counts']['positives']} / {r['counts']['negatives']}"}
+            for name, r in results.items()]
+    aucs = np.array([results[s.name]["auc"] for s in tuned])
+    rows.append({"scorer": f"tallrec {args.tuned_shots}-shot, mean ± std of {len(aucs)} seeds",
+                 "AUC": f"{aucs.mean():.4f} ± {aucs.std(ddof=1) if len(aucs) > 1 else 0:.4f}", "log loss": None,
+                 "pairs (of all test pairs)": pairs, "positives / negatives": ""})
+    summary = split.summary()
+    total = time.perf_counter() - started
+    markdown = markdown_table(rows)
+    notes = (f"Task: pointwise (liked = rating > 3), AUC on a seeded {pairs} test pairs of MovieLens 100K's temporal "
+             f"split (test: latest {args.test_ratio:.0%} of events by global time; valid: the {args.valid_ratio:.0%} "
+             f"before; train {summary['train']:,}, valid {summary['valid']:,}, test {summary['test']:,} events); a "
+             f"pair is a test event with at least 10 known events of its user before the cut (TALLRec's window), "
+             f"{first['population']['users_evaluated']} users. Every scorer learns only from events before the test "
+             f"cut (no event of the future; {summary['cold_test_items']} cold test items). TALLRec trains on "
+             f"{args.tuned_shots} examples built from those known events and early-stops on {args.es_n} of the latest "
+             f"{args.es_share:.0%} of them (which lie in the valid period); the budget is the few-shot benchmark's, "
+             f"not tuned on test. Model {args.model}, fp32, {args.threads} thread(s). Whole run {total / 60:.1f} min.")
+    data = {"protocol": "llmrec.run, temporal split, pointwise", "results": results, "tuned_runs": runs,
+            "split": summary, "seconds": total}
+    if not args.no_record:
+        record("tallrec_pointwise", "TALLRec-style pointwise AUC on MovieLens 100K through llmrec.run (temporal "
+               "split): item prior, popularity, zero-shot and tuned P(Yes)",
+               "python benchmarks/bench_tallrec.py " + " ".join(sys.argv[1:]), markdown, data, notes)
+    print(markdown)
+    print(notes)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ throughput
 def _throughput_child(kwargs: dict, queue) -> None:
     import torch
 
@@ -82,9 +292,8 @@ def throughput(examples, model: str, steps: int, threads: int) -> list[dict]:
     ctx = mp.get_context("spawn")
     for name, extra in recipes.items():
         queue = ctx.Queue()
-        kwargs = dict(model=model, device="cpu", max_steps=steps, per_device_train_batch_size=4,
-                      early_stopping_patience=0, logging_steps=1000, max_length=512, threads=threads,
-                      examples=examples, **extra)
+        kwargs = dict(model=model, device="cpu", max_steps=steps, batch_size=4, early_stopping_patience=0,
+                      logging_steps=1000, max_length=512, threads=threads, examples=examples, progress=False, **extra)
         proc = ctx.Process(target=_throughput_child, args=(kwargs, queue))
         proc.start()
         out = queue.get()
@@ -95,109 +304,38 @@ def throughput(examples, model: str, steps: int, threads: int) -> list[dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument("protocol", choices=["fewshot", "pointwise"])
+    parser.add_argument("--data-dir", default=str(HERE.parents[1] / "shared" / "data"))
     parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--shots", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--shots", type=int, nargs="+", default=[16, 64, 256], help="fewshot: shot counts")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--eval-n", type=int, default=200, help="seeded subset of valid.json scored (1000 = all)")
-    parser.add_argument("--es-n", type=int, default=32, help="builder-valid examples for early stopping")
+    parser.add_argument("--tuned-shots", type=int, default=256, help="pointwise: shots of the tuned adapters")
+    parser.add_argument("--eval-n", type=int, default=200, help="pairs scored (fewshot: of valid.json's 1,000)")
+    parser.add_argument("--es-n", type=int, default=32, help="early-stopping examples scored")
+    parser.add_argument("--es-share", type=float, default=0.1,
+                        help="latest share of the known examples (by time) the early-stopping set is drawn from")
     parser.add_argument("--epochs", type=float, default=3.0)
-    parser.add_argument("--patience", type=int, default=2)
-    parser.add_argument("--example-passes", type=int, default=0,
-                        help="if > 0, each run trains max(1, this / shots) epochs instead of --epochs (e.g. 128: "
-                             "16 shots x 8 epochs, 64 x 2, 256 x 1), so small subsets get as many steps as one epoch "
-                             "of a bigger one")
-    parser.add_argument("--eval-every", type=int, default=0, help="early-stopping scoring every N steps (0: per epoch)")
-    parser.add_argument("--lr", type=float, default=1e-4, help="learning rate (TALLRec: 1e-4 at batch 128)")
+    parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--example-passes", type=int, default=128,
+                        help="if > 0, each run trains max(1, this / shots) epochs instead of --epochs (128: 16 shots "
+                             "x 8 epochs, 64 x 2, 256 x 1), so small subsets get as many steps as one epoch of a "
+                             "bigger one")
+    parser.add_argument("--eval-every", type=int, default=8, help="early-stopping scoring every N steps (0: per epoch)")
+    parser.add_argument("--lr", type=float, default=3e-4, help="learning rate (TALLRec: 1e-4 at batch 128)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--throughput-steps", type=int, default=3)
+    parser.add_argument("--test-ratio", type=float, default=0.2, help="pointwise: temporal split's test share")
+    parser.add_argument("--valid-ratio", type=float, default=0.1, help="pointwise: temporal split's valid share")
     parser.add_argument("--template", default="alpaca")
+    parser.add_argument("--work-dir", default="outputs/bench_tallrec", help="adapters and run outputs")
     parser.add_argument("--no-record", action="store_true", help="print only; do not write benchmarks/results")
     args = parser.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
-    started = time.perf_counter()
-    data_dir = Path(args.data_dir)
-    dataset = load_dataset("ml-100k", data_dir)
-    examples = movielens_examples(dataset)
-    parts = split_examples(examples, by="example", seed=42)
-    official = read_examples(data_dir / "tallrec" / "movie" / "valid.json")
-    train, overlap = remove_overlap(parts["train"], official)
-    # Second overlap check, independent of the text layout: (history items as a set, target).
-    titles = {str(i): str(t) for i, t in dataset.items["title"].items()}
-    official_sets = set()
-    for e in official:
-        liked, disliked, target = titles_in_input(e.input)
-        official_sets.add((frozenset(liked + disliked), target))
-    overlap_sets = sum((frozenset(titles[i] for i in e.history), titles[e.item_id]) in official_sets
-                       for e in parts["train"])
-    eval_examples = few_shot_subset(official, args.eval_n, seed=0)
-    es_examples = few_shot_subset(parts["valid"], args.es_n, seed=0)
-    ratings = {(u, i): r for u, i, r in dataset.interactions[["user_id", "item_id", "rating"]].itertuples(index=False)}
-    prior = item_prior_auc(train, eval_examples, titles, ratings)
-    print(f"item prior AUC {prior['auc']:.4f}; overlap removed {overlap} (set check {overlap_sets})", flush=True)
-
-    config = TallRecConfig(model=args.model, device="cpu", template=args.template, num_train_epochs=args.epochs,
-                           learning_rate=args.lr, per_device_train_batch_size=args.batch_size,
-                           early_stopping_patience=args.patience, max_eval_examples=args.es_n,
-                           eval_every_steps=args.eval_every, logging_steps=1000)
-    model, tokenizer = load_base(config)
-    zero = YesNoScorer(model.eval(), tokenizer, template=args.template).evaluate(eval_examples)
-    print(f"zero-shot AUC {zero['auc']:.4f}", flush=True)
-    runs = []
-    for k in args.shots:
-        for seed in args.seeds:
-            run_start = time.perf_counter()  # load + train + early stopping + final AUC: the user's wait
-            epochs = max(1.0, args.example_passes / k) if args.example_passes > 0 else args.epochs
-            run_config = TallRecConfig.from_dict({**config.to_dict(), "shots": k, "seed": seed,
-                                                  "num_train_epochs": epochs})
-            model, tokenizer = load_base(run_config)
-            result = train_tallrec(run_config, train, es_examples, output_dir=f"/tmp/bench_tallrec_{k}_{seed}",
-                                   model=model, tokenizer=tokenizer)
-            auc = result.scorer.evaluate(eval_examples)["auc"]
-            runs.append({"shots": k, "seed": seed, "auc": auc, "early_stop_auc": result.best_valid_auc,
-                         "best_step": result.best_step, "steps": result.steps, "train_s": round(result.seconds, 1),
-                         "run_s": round(time.perf_counter() - run_start, 1)})
-            print(runs[-1], flush=True)
-    rows = []
-    for k in args.shots:
-        aucs = np.array([r["auc"] for r in runs if r["shots"] == k])
-        rows.append({"shots": k, "seeds": len(aucs), "TALLRec AUC (mean ± std)":
-                     f"{aucs.mean():.4f} ± {aucs.std(ddof=1) if len(aucs) > 1 else 0:.4f}",
-                     "zero-shot AUC": zero["auc"], "item prior AUC": prior["auc"],
-                     "paper (LLaMA-7B, test)": str(TALLREC_PAPER.get(k, "-")),
-                     "run min (mean: load, train, early stopping, final AUC)":
-                         round(float(np.mean([r["run_s"] for r in runs if r["shots"] == k])) / 60, 1)})
-    speed = throughput(train[:4 * args.throughput_steps], args.model, args.throughput_steps, args.threads)
-    ratio = speed[0]["tokens_per_s"] / speed[1]["tokens_per_s"]
-    mem_ratio = speed[0]["peak_memory_mb"] / speed[1]["peak_memory_mb"]
-    total = time.perf_counter() - started
-    markdown = (markdown_table(rows) + "\n\n" + markdown_table(
-        [{k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()} for r in speed]) +
-        f"\n\nThroughput ratio (real tokens/s, llmrec / TALLRec-style): {ratio:.2f}x; "
-        f"peak memory ratio {mem_ratio:.2f}.")
-    epochs = f"max(1, {args.example_passes} / shots)" if args.example_passes else args.epochs
-    notes = (f"Model {args.model}, template {args.template}, fp32, {args.threads} thread(s); "
-             f"AUC on {len(eval_examples)} "
-             f"of TALLRec's 1,000 movie validation examples (seeded); early stopping on {len(es_examples)} examples of "
-             f"the builder's valid split (patience {args.patience}, every {args.eval_every or 'epoch'} steps; "
-             f"{epochs} epochs, lr {args.lr:g}, batch {args.batch_size}). "
-             f"{overlap} builder-train examples had the same question text as a valid.json example and were removed "
-             f"({overlap_sets} by the (history set, target) check). The item prior maps valid.json target titles to "
-             f"ML-100K items ({prior['unmapped_titles']} unmapped, {prior['unseen_items']} unseen in training). "
-             f"TALLRec's paper numbers are on its withheld test set with LLaMA-7B. Whole run {total / 60:.1f} min.")
-    if not args.no_record:
-        record("tallrec", "TALLRec: few-shot AUC on MovieLens (TALLRec valid.json), item prior, zero-shot, throughput",
-               "python benchmarks/bench_tallrec.py " + " ".join(sys.argv[1:]), markdown,
-               {"runs": runs, "rows": rows, "zero_shot": zero, "item_prior": prior, "throughput": speed,
-                "overlap_removed": overlap, "overlap_set_check": overlap_sets, "eval_n": len(eval_examples),
-                "seconds": total}, notes)
-    print(markdown)
-    print(notes)
-    return 0
+    return fewshot(args) if args.protocol == "fewshot" else pointwise(args)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""The quickstart: MovieLens 100K, temporal 70/30 split, embedding ranker vs popularity.
+"""The quickstart: MovieLens 100K, temporal 70/30 split, embedding ranker vs popularity and item-CF.
 
 ``run_quickstart`` is the whole main job as a Python function; ``llmrec quickstart`` calls it.
 It loads real data, finds the cold-start items the split creates, embeds every movie with the
 packaged all-MiniLM-L6-v2, ranks the full catalogue for each test user, and reports all / warm /
-long-tail / cold-start rows next to the popularity baseline.
+long-tail / cold-start rows next to the popularity and item-CF baselines, on the one path
+(``llmrec.run``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ from dataclasses import dataclass, field
 
 from llmrec.data.registry import load_dataset
 from llmrec.data.splits import temporal_split
-from llmrec.eval import EvalConfig, RankingEvaluator
-from llmrec.eval.report import results_table, write_results
-from llmrec.generation import EmbeddingRanker, EmbeddingRankerConfig
-from llmrec.popularity import PopularityScorer
+from llmrec.run import RunConfig, run
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +53,15 @@ def run_quickstart(config: QuickstartConfig | None = None, echo=print) -> dict:
          f"(in test, never in train) carry {summary['test_events_on_cold_items']} test events")
 
     echo(f"[3/4] embedding {dataset.n_items} movie descriptions with {config.model} ...")
-    ranker_config = EmbeddingRankerConfig(model=config.model, show_progress=config.show_progress)
+    embedding: dict = {"model": config.model, "show_progress": config.show_progress}
     if config.cache_dir:
-        ranker_config.cache_dir = config.cache_dir
-    scorers = [EmbeddingRanker(dataset.items, ranker_config), PopularityScorer(split.train)]
+        embedding["cache_dir"] = config.cache_dir
 
     echo("[4/4] full-ranking evaluation over the whole catalogue (history items excluded) ...")
-    evaluator = RankingEvaluator(split, EvalConfig(mode="full", max_cases=config.max_cases,
-                                                   show_progress=config.show_progress))
-    results = {scorer.name: evaluator(scorer) for scorer in scorers}
-    echo("")
-    echo(results_table(results))
-    files = write_results(results, config.out_dir, title="MovieLens 100K, temporal 70/30")
-    echo("")
-    echo(f"wrote {', '.join(str(f) for f in files)} in {time.perf_counter() - start:.0f} s")
-    return {"split": summary, "results": results, "files": [str(f) for f in files]}
+    run_config = RunConfig(dataset="ml-100k", data_dir=config.data_dir, split="temporal", mode="full",
+                           max_cases=config.max_cases, out_dir=config.out_dir, show_progress=config.show_progress,
+                           title="MovieLens 100K, temporal 70/30")
+    outcome = run(run_config, ["embedding", "popularity", "itemcf"], options={"embedding": embedding}, split=split,
+                  echo=lambda line: echo("" if line.startswith(dataset.name + ":") else line))
+    echo(f"done in {time.perf_counter() - start:.0f} s")
+    return {"split": summary, "results": outcome.results, "files": [str(f) for f in outcome.files]}

@@ -1,24 +1,55 @@
 """The one contract every method meets: a scorer rates candidate items for users given histories.
 
-Popularity, the embedding ranker, SASRec, LEARN, an LLM reranker, TALLRec's P(Yes): all are
-scorers. The evaluator calls ``score`` and nothing else; a scorer never sees a label.
+Popularity, item-CF, BM25, the embedding ranker, SASRec, LEARN, an LLM reranker, TALLRec's P(Yes):
+all are scorers. The evaluator calls ``score`` and nothing else; a scorer never sees a label.
+
+Histories are time-ordered item ids, oldest first. The evaluator passes :class:`History` objects:
+plain lists of ids that also carry the ratings the user gave those items where the data has them
+(TALLRec splits a history into liked and disliked items). Ratings of the *history* are known
+before the target; the target's own rating never reaches a scorer.
 
 Candidates come in two shapes:
 * one flat list shared by every user (full ranking over the catalogue): ``list[str]``;
-* one list per user (sampled ranking, recalled candidates): ``list[list[str]]`` of equal length.
+* one list per user (sampled, recalled or given candidates): ``list[list[str]]`` of equal length.
 Either way ``score`` returns a float array of shape ``(n_users, n_candidates)``; higher is better.
 Items a scorer knows nothing about get a finite score it chooses (e.g. 0), never NaN.
+
+A scorer may also offer ``diagnostics() -> dict`` (e.g. an LLM's parse-failure rate); the evaluator
+attaches it to the result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 Histories = Sequence[Sequence[str]]
 Candidates = Sequence[str] | Sequence[Sequence[str]]
+
+
+class History(list):
+    """A user's history: item ids oldest first (a ``list[str]``), with the aligned ``ratings``
+    (None when the data has no ratings)."""
+
+    def __init__(self, items: Iterable[str] = (), ratings: Sequence[float] | None = None) -> None:
+        super().__init__(str(i) for i in items)
+        if ratings is not None and len(ratings) != len(self):
+            raise ValueError(f"history has {len(self)} items but {len(ratings)} ratings")
+        self.ratings: list[float] | None = None if ratings is None else [float(r) for r in ratings]
+
+    def last(self, n: int | None) -> History:
+        """The most recent ``n`` events (all when ``n`` is None), ratings kept aligned."""
+        if n is None or n >= len(self):
+            return History(self, self.ratings)
+        start = len(self) - max(0, n)
+        return History(self[start:], None if self.ratings is None else self.ratings[start:])
+
+
+def history_ratings(history: Sequence[str]) -> list[float] | None:
+    """The ratings a history carries, or None (a plain list, or data without ratings)."""
+    return getattr(history, "ratings", None)
 
 
 @runtime_checkable
@@ -39,7 +70,7 @@ def per_user_candidates(candidates: Candidates, n_users: int) -> list[Sequence[s
         return [candidates] * n_users  # type: ignore[list-item]
     if len(candidates) != n_users:
         raise ValueError(f"got {len(candidates)} candidate lists for {n_users} users")
-    return list(candidates)  # type: ignore[arg-type]
+    return list(candidates)
 
 
 def check_scores(scores: np.ndarray, n_users: int, n_candidates: int, scorer: str) -> np.ndarray:
@@ -50,3 +81,9 @@ def check_scores(scores: np.ndarray, n_users: int, n_candidates: int, scorer: st
     if np.isnan(scores).any():
         raise ValueError(f"scorer {scorer!r} returned NaN scores")
     return scores
+
+
+def scorer_diagnostics(scorer: Scorer) -> dict:
+    """What a scorer reports about its own run (LLM parse rates, cache hits), or {}."""
+    report = getattr(scorer, "diagnostics", None)
+    return dict(report()) if callable(report) else {}

@@ -5,32 +5,34 @@
         --dataset amazon-games --batch_size 256
 
 Training runs on every process (the Trainer handles DDP / DeepSpeed / FSDP); the main process
-evaluates with the one evaluator and writes metrics next to the model.
+evaluates through ``llmrec.run`` (the one path) and writes metrics next to the model.
 """
 
 from __future__ import annotations
 
 from transformers import HfArgumentParser
 
+from llmrec.run import RunConfig
 from llmrec.sasrec.config import SASRecConfig
-from llmrec.training import RunArguments
 
 
 def main() -> None:
     from accelerate import PartialState
 
+    from llmrec.run import load_split, run
     from llmrec.sasrec import ItemVocabulary, SASRec, SASRecScorer, train_sasrec
 
-    run, config = HfArgumentParser((RunArguments, SASRecConfig)).parse_args_into_dataclasses()
+    run_config, config = HfArgumentParser((RunConfig, SASRecConfig)).parse_args_into_dataclasses()
     state = PartialState()
-    split = run.load_split()
+    split = load_split(run_config)
 
-    train_sasrec(split, config, part=run.part)
+    train_sasrec(split, config, part=run_config.part)
 
     if state.is_main_process:
         # Reload the saved file: under FSDP the in-memory model is sharded, the file holds it whole.
         model, items = SASRec.from_pretrained(config.output_dir, map_location=str(state.device))
-        run.evaluate_and_write(split, SASRecScorer(model, ItemVocabulary(items)), config.output_dir)
+        run_config.out_dir = config.output_dir
+        run(run_config, [SASRecScorer(model, ItemVocabulary(items))], split=split)
         print(f"model and metrics in {config.output_dir}")
 
 

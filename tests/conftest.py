@@ -64,6 +64,19 @@ def require_data(data_dir: Path):
     return need
 
 
+@pytest.fixture(scope="module")
+def ml100k_tallrec_users(require_data):
+    """Real MovieLens 100K cut to 60 users (fast), two of them (913, 932) among the 14 users whose
+    ratings TALLRec's movie valid.json was built from; the catalogue stays whole."""
+    from llmrec.data.registry import load_dataset
+
+    require_data("ml-100k", "u.data")
+    dataset = load_dataset("ml-100k", require_data())
+    users = sorted(dataset.interactions["user_id"].unique())[:58] + ["913", "932"]
+    dataset.interactions = dataset.interactions[dataset.interactions["user_id"].isin(users)].reset_index(drop=True)
+    return dataset
+
+
 @pytest.fixture(scope="session")
 def tiny_sentence_model(tmp_path_factory) -> Path:
     """Folder of a tiny random sentence-transformers model (BERT 2 x 32 + mean pooling), built offline.

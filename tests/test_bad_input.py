@@ -448,3 +448,74 @@ def test_tallrec_invalid_json_and_empty_file(tmp_path, tallrec_entries):
     path.write_text("{}")
     with pytest.raises(DataFormatError, match="non-empty JSON list"):
         read_tallrec_json(path)
+
+
+# --- hardening: ranges, hints, orphan catalogue items, the CLI's data flags ---------------------------
+@pytest.mark.parametrize("value", ["17", "0", "3.5", "-1"])
+def test_u_data_rating_outside_whole_stars_1_to_5(ml100k, value):
+    folder, rows = ml100k
+    rows[11] = replace_field(rows[11], "\t", 2, value)
+    write_lines(folder / "u.data", rows)
+    with pytest.raises(DataFormatError, match=r"a rating from 1 to 5 \(whole stars\)") as err:
+        load_ml_100k(folder)
+    assert_points_at(err, "u.data", 12, "rating")
+    assert err.value.got == value
+
+
+@pytest.mark.parametrize("value", ["7", "0", "0.25", "5.5"])
+def test_ratings_csv_rating_outside_half_stars(ml_latest, value):
+    folder, rows = ml_latest
+    rows[6] = replace_field(rows[6], ",", 2, value)
+    write_lines(folder / "ratings.csv", rows)
+    with pytest.raises(DataFormatError, match=r"a rating from 0\.5 to 5 \(half stars\)") as err:
+        load_ml_latest_small(folder)
+    assert_points_at(err, "ratings.csv", 7, "rating")
+
+
+def test_unknown_item_hint_names_the_api_and_the_cli(ml100k, games):
+    folder, rows = ml100k
+    rows[6] = replace_field(rows[6], "\t", 1, "99999")
+    write_lines(folder / "u.data", rows)
+    games_folder, inter = games
+    inter[5] = replace_field(inter[5], "\t", 2, "999998")
+    write_lines(games_folder / "Games-6k.valid.inter", inter)
+    for load, where in ((lambda: load_ml_100k(folder), "u.data"), (lambda: load_amazon_games(games_folder), "inter")):
+        with pytest.raises(DataFormatError) as err:
+            load()
+        message = str(err.value)
+        assert "on_unknown_items='drop'" in message and "--on-unknown-items drop" in message, where
+
+
+def test_catalogue_items_no_interaction_names_are_counted(scientific, caplog):
+    rows = lines_of(scientific / "Scientific.text")
+    rows.append("B0NEWASIN1\tA brand new product. Industrial & Scientific. Acme.")
+    write_lines(scientific / "Scientific.text", rows)
+    with caplog.at_level("WARNING", logger="llmrec.data.loaders.recbole"):
+        dataset = load_amazon_scientific(scientific)
+    # The real files already hold one such ASIN; the added one makes two.
+    assert dataset.meta["items_without_interactions"] == 2 and "B0NEWASIN1" in dataset.items.index
+    assert "2 of the 4386 items in Scientific.text are named by no interaction" in caplog.text
+
+
+def test_cli_data_and_embed_take_on_unknown_items_and_no_download(ml100k, tmp_path, capsys):
+    from llmrec.cli import main
+
+    folder, rows = ml100k
+    rows[6] = replace_field(rows[6], "\t", 1, "99999")
+    write_lines(folder / "u.data", rows)
+    data_dir = str(folder.parent)
+    assert main(["data", "info", "--dataset", "ml-100k", "--data-dir", data_dir, "--no-download"]) == 1
+    assert "--on-unknown-items drop" in capsys.readouterr().err
+    assert main(["data", "info", "--dataset", "ml-100k", "--data-dir", data_dir, "--no-download",
+                 "--on-unknown-items", "drop", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["interactions"] == 49
+    # embed --dataset passes the same flags to load_dataset (it fails on the data before any model).
+    argv = ["embed", "--dataset", "ml-100k", "--data-dir", data_dir, "--out", str(tmp_path / "e"),
+            "--model", str(tmp_path / "never" / "loaded"), "--no-download"]
+    assert main(argv) == 1 and "--on-unknown-items drop" in capsys.readouterr().err
+    assert main([*argv, "--on-unknown-items", "drop"]) == 1
+    assert "never/loaded" in capsys.readouterr().err  # got past the data, to the (absent) model
+    empty = tmp_path / "empty-data-dir"
+    assert main(["embed", "--dataset", "ml-100k", "--data-dir", str(empty), "--no-download",
+                 "--out", str(tmp_path / "e2")]) == 1
+    assert "not found" in capsys.readouterr().err and not empty.exists()

@@ -121,3 +121,15 @@ def test_failed_download_reports_the_manual_route(tmp_path, monkeypatch):
     message = str(err.value)
     assert "download failed" in message and "ratings.csv, movies.csv" in message
     assert "files.grouplens.org/datasets/movielens/ml-latest-small.zip" in message
+
+
+def test_an_incomplete_folder_is_never_completed_by_a_download(tmp_path, ml100k_zip, monkeypatch, require_data):
+    monkeypatch.setenv(MIRROR_ENV, ml100k_zip.parent.as_uri())  # a download would succeed
+    folder = tmp_path / "data" / "ml-100k"
+    folder.mkdir(parents=True)
+    (folder / "u.data").write_bytes(require_data("ml-100k", "u.data").read_bytes())
+    with pytest.raises(DatasetNotFoundError, match=r"exists but lacks u\.item, u\.genre, u\.user") as err:
+        load_dataset("ml-100k", tmp_path / "data", download=True)
+    assert "nothing was downloaded" in str(err.value)
+    assert [p.name for p in folder.iterdir()] == ["u.data"]
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["ml-100k"]  # no temporary download folder

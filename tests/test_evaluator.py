@@ -339,7 +339,7 @@ def test_pointwise_evaluator_from_ratings(loo):
     # Expected labels straight from the held-out events (one per user in leave-one-out).
     test = loo.test.set_index(USER)
     es = loo.eval_set("test")
-    labels = [int(test.loc[u, RATING] >= 4) for u in es.users]
+    labels = [int(test.loc[u, RATING] > 4) for u in es.users]  # like_threshold: strictly above
     preds = [1 - 1 / (1 + len(h)) for h in es.histories]
     assert result["auc"] == pytest.approx(roc_auc_score(labels, preds))
     assert result["counts"]["positives"] == sum(labels)
@@ -379,3 +379,12 @@ def test_ml100k_full_ranking(require_data):
     assert abs(rnd["hr@10"] - expected) < 4 * math.sqrt(expected / 943)
     assert pop["ndcg@10"] > 3 * rnd["ndcg@10"]
     assert elapsed < 60  # vectorised: seconds, even on a busy shared CPU
+
+
+def test_smaller_case_subsamples_are_subsets_of_larger_ones():
+    """Rows measured on N and M > N cases of one seed compare the same users (nested subsamples)."""
+    split = leave_one_out_split(make_log(n_users=50))
+    users = {n: [c["user"] for c in RankingEvaluator(split, EvalConfig(max_cases=n, show_progress=False)).cases()]
+             for n in (5, 20, 40)}
+    assert set(users[5]) <= set(users[20]) <= set(users[40])
+    assert len(users[40]) == 40

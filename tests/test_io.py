@@ -31,3 +31,45 @@ def test_atomic_path_publishes_with_umask_permissions(tmp_path):
         os.umask(old)
     mode = stat.S_IMODE((tmp_path / "a.npy").stat().st_mode)
     assert mode == 0o644
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077, 0o002])
+def test_every_atomic_writer_gives_new_files_the_mode_open_would(tmp_path, mask):
+    old = os.umask(mask)
+    try:
+        with atomic_write(tmp_path / "a.txt") as fh:
+            fh.write("x")
+        with atomic_path(tmp_path / "model.safetensors") as tmp:
+            tmp.write_bytes(b"x")
+        write_json(tmp_path / "config.json", {"a": 1})
+        with open(tmp_path / "plain.txt", "w") as fh:  # the neighbour written the ordinary way
+            fh.write("x")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(["a.txt", "model.safetensors", "config.json", "plain.txt"], 0o666 & ~mask)
+
+
+def test_replacing_a_file_keeps_its_mode_as_open_does(tmp_path):
+    private = tmp_path / "secret.json"
+    private.write_text("{}")
+    private.chmod(0o600)
+    write_json(private, {"token": "x"})
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    script = tmp_path / "run.sh"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    with atomic_write(script) as fh:
+        fh.write("#!/bin/sh\necho hi\n")
+    assert stat.S_IMODE(script.stat().st_mode) == 0o755
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux reads the umask from /proc")
+def test_reading_the_umask_never_opens_a_window_with_mask_zero(tmp_path, monkeypatch):
+    # Setting the umask to 0 "to read it" would give files other threads create meanwhile mode 0666.
+    calls = []
+    real = os.umask
+    monkeypatch.setattr(os, "umask", lambda mask: calls.append(mask) or real(mask))
+    with atomic_write(tmp_path / "a.txt") as fh:
+        fh.write("x")
+    assert calls == []

@@ -7,6 +7,7 @@ timeouts, cache and key handling are tested over real sockets.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 from llmrec.llm import AmbiguousOptionsError, LanguageModel, LLMError
-from llmrec.llm.http import OpenAICompatibleLM
+from llmrec.llm.http import MalformedResponseError, OpenAICompatibleLM, RedirectRefusedError, ServerError
 
 SECRET = "sk-test-9f8e7d6c5b4a"
 TOKEN_RE = re.compile(r"\s*\S+|\s+")
@@ -41,6 +42,10 @@ class Stub:
         self.fail_status = 500
         self.sleep = 0.0  # stall every request this long
         self.echo_supported = True
+        self.redirect_to: str | None = None  # answer every POST with a 302 to this URL
+        self.echo_headers = False  # error bodies repeat the request's headers, as some proxies do
+        self.override: dict = {}  # top-level fields replacing those of a chat answer
+        self.raw_body: bytes | None = None  # answer 200 with exactly these bytes
 
 
 def make_handler(stub: Stub):
@@ -48,14 +53,31 @@ def make_handler(stub: Stub):
         def log_message(self, *args):  # keep test output quiet
             pass
 
+        def do_GET(self):
+            # urllib turns a redirected POST into a GET: answer it like a chat request, so a client
+            # that followed a redirect to this host would accept the answer.
+            stub.requests.append({"path": self.path, "headers": dict(self.headers), "body": None})
+            return self._send(200, {"choices": [{"index": 0, "message": {"content": "from elsewhere"}}]})
+
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             stub.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
             if stub.sleep:
                 time.sleep(stub.sleep)
+            if stub.redirect_to:
+                self.send_response(302)
+                self.send_header("Location", stub.redirect_to)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
             if stub.fail_next > 0:
                 stub.fail_next -= 1
-                return self._send(stub.fail_status, {"error": {"message": "server overloaded"}})
+                error = {"message": "server overloaded"}
+                if stub.echo_headers:  # first, so that it falls within the client's shortened quote
+                    error = {"you_sent": self.headers.get("Authorization"), **error}
+                return self._send(stub.fail_status, {"error": error})
+            if stub.raw_body is not None:
+                return self._send_bytes(200, stub.raw_body)
             if self.path == "/v1/chat/completions":
                 last = body["messages"][-1]["content"]
                 text = f"echo: {last}"[: body.get("max_tokens", 256)]
@@ -67,6 +89,7 @@ def make_handler(stub: Stub):
                             "prompt_tokens": len(stub_tokens(last)) + 3,
                             "completion_tokens": len(stub_tokens(text)),
                         },
+                        **stub.override,
                     },
                 )
             if self.path == "/v1/completions":
@@ -112,7 +135,9 @@ def make_handler(stub: Stub):
             return {"choices": choices, "usage": {"prompt_tokens": total, "completion_tokens": len(prompts)}}
 
         def _send(self, status, payload):
-            data = json.dumps(payload).encode()
+            return self._send_bytes(status, json.dumps(payload).encode())
+
+        def _send_bytes(self, status, data):
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -133,17 +158,32 @@ class QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-@pytest.fixture
-def server():
+@contextlib.contextmanager
+def serve():
+    """A stub server on 127.0.0.1 (its own port: another "host" for the client), stopped on exit."""
     stub = Stub()
     httpd = QuietServer(("127.0.0.1", 0), make_handler(stub))
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     stub.base_url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    yield stub
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    try:
+        yield stub
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def server():
+    with serve() as stub:
+        yield stub
+
+
+@pytest.fixture
+def other_server():
+    with serve() as stub:
+        yield stub
 
 
 def client(stub, **kw):
@@ -292,3 +332,98 @@ def test_completions_endpoint_and_token_count_fallback(server):
     n = len(server.requests)
     assert lm.token_count("abcdefgh") == 2 and lm.token_count("abcd") == 1
     assert len(server.requests) == n + 1
+
+
+# --- hardening: redirects, redaction, cache scope, malformed answers --------------------------------
+
+
+def test_cross_host_redirect_is_refused_and_the_key_never_leaves(server, other_server, monkeypatch):
+    monkeypatch.setenv("MY_LLM_KEY", SECRET)
+    server.redirect_to = f"{other_server.base_url}/chat/completions"  # another port: another host
+    lm = client(server, api_key_env="MY_LLM_KEY", max_retries=0)
+    with pytest.raises(RedirectRefusedError, match=r"HTTP 302 redirect to http://127\.0\.0\.1:\d+/v1/chat.*"
+                                                   r"another host.*API key") as err:
+        lm.generate(["hello"], max_new_tokens=5)
+    assert other_server.requests == []  # nothing, and so no key, reached the other host
+    assert len(server.requests) == 1 and SECRET not in str(err.value)
+
+
+def test_same_host_redirect_is_still_followed(server, monkeypatch):
+    monkeypatch.setenv("MY_LLM_KEY", SECRET)
+    server.redirect_to = f"{server.base_url}/moved"
+    lm = client(server, api_key_env="MY_LLM_KEY", max_retries=0)
+    assert lm.generate(["hello"], max_new_tokens=5)[0].text == "from elsewhere"
+    assert server.requests[-1]["path"] == "/v1/moved"
+
+
+def test_server_text_in_errors_and_logs_is_redacted(server, monkeypatch, caplog):
+    monkeypatch.setenv("MY_LLM_KEY", SECRET)
+    server.echo_headers = True
+    server.fail_next, server.fail_status = 1, 401
+    lm = client(server, api_key_env="MY_LLM_KEY", max_retries=1)
+    with pytest.raises(ServerError, match="HTTP 401") as err:
+        lm.generate(["x"], max_new_tokens=5)
+    assert SECRET not in str(err.value) and "[redacted $MY_LLM_KEY]" in str(err.value)
+    assert "refused the key from the environment variable MY_LLM_KEY" in str(err.value)
+    # 5xx: retried, logged and finally raised; neither the log nor the error holds the key.
+    server.fail_next, server.fail_status = 5, 503
+    with caplog.at_level(logging.WARNING), pytest.raises(LLMError, match="no answer after 2") as err:
+        lm.generate(["y"], max_new_tokens=5)
+    assert "retry 1/1" in caplog.text and "redacted" in caplog.text
+    assert SECRET not in caplog.text and SECRET not in str(err.value)
+
+
+def test_unauthorised_without_a_key_names_the_variable(server, monkeypatch):
+    monkeypatch.delenv("MY_LLM_KEY", raising=False)
+    server.fail_next, server.fail_status = 1, 401
+    with pytest.raises(ServerError, match=r"no API key was sent: the environment variable MY_LLM_KEY is not set"):
+        client(server, api_key_env="MY_LLM_KEY").generate(["x"], max_new_tokens=5)
+
+
+def test_cache_is_keyed_on_the_base_url(server, other_server, tmp_path):
+    first = client(server, cache=tmp_path / "shared.db")
+    second = client(other_server, cache=tmp_path / "shared.db")
+    assert not first.generate(["same prompt"], max_new_tokens=20)[0].cached
+    answer = second.generate(["same prompt"], max_new_tokens=20)[0]
+    assert not answer.cached and len(other_server.requests) == 1  # asked its own server
+    assert client(server, cache=tmp_path / "shared.db").generate(["same prompt"], max_new_tokens=20)[0].cached
+    from llmrec.llm.cache import cache_key
+
+    assert cache_key("m", "p", {}, base_url="http://a/v1") != cache_key("m", "p", {}, base_url="http://b/v1")
+    assert cache_key("m", "p", {}) == cache_key("m", "p", {}, base_url=None)  # local backends unchanged
+
+
+@pytest.mark.parametrize(("override", "field"), [
+    ({"usage": "lots"}, "usage"),
+    ({"usage": {"prompt_tokens": "many", "completion_tokens": 1}}, "usage.prompt_tokens"),
+    ({"usage": {"prompt_tokens": -3}}, "usage.prompt_tokens"),
+    ({"choices": [{"index": 0, "message": {"content": ["a", "list"]}}]}, "choices.0.message.content"),
+    ({"choices": "none"}, "choices.0.message.content"),
+    ({"choices": []}, "choices.0.message.content"),
+])
+def test_malformed_answers_are_one_clear_error(server, override, field):
+    server.override = override
+    lm = client(server, max_retries=0)
+    with pytest.raises(MalformedResponseError) as err:
+        lm.generate(["x"], max_new_tokens=5)
+    url = f"{server.base_url}/chat/completions"
+    assert err.value.url == url and err.value.field == field
+    assert str(err.value).startswith(f"{url}: malformed answer, field {field!r}: expected")
+    assert isinstance(err.value, LLMError) and lm.usage.requests == 0
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(b"[1, 2]", "a JSON object"), (b"<html>", "JSON")])
+def test_a_body_that_is_not_a_json_object_is_named(server, raw, expected):
+    server.raw_body = raw
+    with pytest.raises(MalformedResponseError, match=rf"field '\(body\)': expected {expected},"):
+        client(server, max_retries=0).generate(["x"], max_new_tokens=5)
+
+
+def test_malformed_echo_logprobs_name_the_field(server):
+    server.raw_body = json.dumps({"choices": [{"index": 0, "logprobs": "none"}]}).encode()
+    with pytest.raises(MalformedResponseError, match=r"/v1/completions: malformed answer, field 'choices.0.logprobs'"):
+        client(server).loglikelihood("Answer:", [" Yes"])
+    server.raw_body = json.dumps({"choices": [{"index": 0, "logprobs": {
+        "tokens": ["A", " Yes"], "token_logprobs": [None, "high"], "text_offset": [0, 7]}}]}).encode()
+    with pytest.raises(MalformedResponseError, match="token_logprobs"):
+        client(server).loglikelihood("Answer:", [" Yes"])

@@ -10,7 +10,6 @@ import torch
 
 from llmrec.llm.base import Generation, LanguageModel, Usage
 from llmrec.llmrank.bootstrap import bootstrap_orders, borda_scores, position_bias_report
-from llmrec.llmrank.candidates import ProtocolCases
 from llmrec.llmrank.config import MODES, LLMRankConfig
 from llmrec.llmrank.model import LLMRankScorer
 from llmrec.scoring import Scorer, check_scores
@@ -137,6 +136,22 @@ def test_generate_counts_parse_problems_and_falls_back_to_the_input_order():
     assert s["out_of_candidate_rate"] == pytest.approx(2 / 4)
 
 
+def test_generate_counts_rejected_candidates_and_reports_the_rate():
+    answer = "[1]\n[2]\nI would avoid [3]."
+    scorer = LLMRankScorer(FakeLM(answer=answer), TITLES, LLMRankConfig(mode="generate", bootstrap=1),
+                           show_progress=False)
+    scores = scorer.score(HIST[:2], CANDS[:2])
+    for row in scores:  # [1], [2] ranked; the rejected [3] is not ranked, so the fallback places it after them
+        assert list(np.argsort(-row, kind="stable")) == [0, 1, 2, 3]
+    s = scorer.stats.as_dict()
+    assert (s["answers"], s["ranked"], s["rejected"]) == (2, 4, 2)
+    assert s["rejected_rate"] == pytest.approx(1.0)  # one rejected label per answer
+    assert scorer.diagnostics()["rejected_rate"] == pytest.approx(1.0)
+    plain = LLMRankScorer(FakeLM(), TITLES, LLMRankConfig(mode="generate"), show_progress=False)
+    plain.score(HIST[:1], CANDS[:1])
+    assert plain.stats.rejected == 0 and plain.diagnostics()["rejected_rate"] == 0.0
+
+
 def test_unparseable_answers_never_crash_and_use_the_prior_when_asked():
     class Prior:
         name = "prior"
@@ -203,27 +218,53 @@ def test_bootstrap_orders_and_borda():
         bootstrap_orders(["a"], 0)
 
 
+def _positional_split():
+    """30 users, each with the history ["0", "11"] and one target among items 1..10 (leave-one-out)."""
+    import pandas as pd
+
+    from llmrec.data.schema import Dataset
+    from llmrec.data.splits import make_split
+
+    rows = [(f"u{i}", item, t) for i in range(30) for t, item in enumerate(["0", "11", str(1 + i % 10)])]
+    items = pd.DataFrame({"item_id": list(TITLES), "title": list(TITLES.values())})
+    data = Dataset(name="toy-games", interactions=pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]),
+                   items=items, domain="game")
+    return make_split(data, "leave_one_out")
+
+
 def test_bootstrap_flattens_a_purely_positional_model():
     """A model that always prefers the first listed candidate: with B=1 NDCG depends entirely on
-    where the target stands; bootstrapping over shuffles shrinks that spread."""
-    rng = np.random.default_rng(0)
-    items = [str(i) for i in range(12)]
-    cases = ProtocolCases(users=[f"u{i}" for i in range(30)], histories=[["0"]] * 30,
-                          targets=[[str(1 + i % 11)] for i in range(30)],
-                          candidates=[])
-    for t in cases.targets:
-        negatives = [i for i in rng.permutation(items).tolist() if i not in (t[0], "0")][:7]
-        cases.candidates.append(negatives + t)
+    where the target stands; bootstrapping over shuffles shrinks that spread. The report moves the
+    target through the positions of a sampled evaluator's lists and evaluates each through it."""
+    from llmrec.eval import EvalConfig, RankingEvaluator
+
+    evaluator = RankingEvaluator(_positional_split(), EvalConfig(mode="sampled", num_negatives=7, ks=(1, 5),
+                                                                 primary_metric="ndcg@5", show_progress=False))
+    assert len(evaluator.cases()) == 30
     spreads = {}
     for b in (1, 8):
         scorer = LLMRankScorer(FakeLM(position_bias=True), TITLES,
                                LLMRankConfig(mode="first-token", bootstrap=b), show_progress=False)
-        report = position_bias_report(scorer, cases, positions=(0, 3, 7), ks=(1, 5))
+        report = position_bias_report(scorer, evaluator, positions=(0, 3, 7))
+        assert report["cases"] == 30 and sorted(report["positions"]) == [0, 3, 7]
         ndcg = [report["positions"][p]["ndcg@5"] for p in (0, 3, 7)]
         spreads[b] = max(ndcg) - min(ndcg)
         if b == 1:
             assert ndcg[0] == 1.0 and ndcg[2] == 0.0
+            assert report["positions"][3]["hr@1"] == 0.0 and report["positions"][3]["hr@5"] == 1.0
     assert spreads[8] < spreads[1]
+
+
+def test_position_bias_report_needs_sampled_single_target_lists():
+    from llmrec.eval import EvalConfig, RankingEvaluator
+
+    scorer = LLMRankScorer(FakeLM(position_bias=True), TITLES, LLMRankConfig(mode="first-token"))
+    full = RankingEvaluator(_positional_split(), EvalConfig(mode="full", show_progress=False))
+    with pytest.raises(ValueError, match="sampled-candidates evaluator"):
+        position_bias_report(scorer, full)
+    sampled = RankingEvaluator(_positional_split(), EvalConfig(mode="sampled", num_negatives=7, show_progress=False))
+    with pytest.raises(ValueError, match="position 9 outside 0..7"):
+        position_bias_report(scorer, sampled, positions=(0, 9))
 
 
 # --- a real transformers model (tiny, random) ---------------------------------------------------

@@ -153,3 +153,69 @@ def test_a_clean_answer_is_read_exactly(perm, k, style):
     r = parse_ranking("\n".join(lines), LABELS, TITLES)
     assert r.order == chosen
     assert r.unparseable_lines == r.out_of_candidate == r.duplicates == 0
+
+
+# --- hardening: labels win, JSON, fullwidth, negation ---------------------------------------------
+
+def test_assigned_labels_win_over_titles_that_look_like_labels():
+    for hostile in ("1", "[1]", "(1)", "2", "[2]"):
+        titles = ["Halo 3", "Zelda", hostile, "Mario"]
+        labels = ["1", "2", "3", "4"]
+        assert parse_ranking("[1]\n[2]\n[3]\n[4]", labels, titles).order == [0, 1, 2, 3], hostile
+        assert parse_ranking("1\n2\n3\n4", labels, titles).order == [0, 1, 2, 3], hostile
+        assert parse_ranking("1. [1]\n2. [3]", labels, titles).order == [0, 2], hostile
+    # A label with its own title after it names that label, even if another item is titled so.
+    titles = ["Halo 3", "[1] Halo 3", "Mario"]
+    assert parse_ranking('[1] "Halo 3"\n[3] Mario', ["1", "2", "3"], titles).order == [0, 2]
+
+
+@settings(max_examples=100, deadline=None)
+@given(perm=st.permutations(range(6)), k=st.integers(1, 6),
+       hostile=st.lists(st.sampled_from(["1", "2", "[3]", "(4)", "5.", "6", "[1] [2]", "3, 1"]), min_size=6,
+                        max_size=6))
+def test_bare_labels_are_read_exactly_whatever_the_titles_say(perm, k, hostile):
+    labels = [str(i + 1) for i in range(6)]
+    chosen = list(perm)[:k]
+    assert parse_ranking("\n".join(f"[{i + 1}]" for i in chosen), labels, hostile).order == chosen
+
+
+def test_json_rankings_are_read():
+    assert parse('{"ranking": [3, 1, 2]}').order == [2, 0, 1]
+    assert parse('```json\n{"ranking": [3, 1, 2]}\n```').order == [2, 0, 1]
+    assert parse("[4, 2]").order == [3, 1]
+    assert parse('{"order": ["[9]", "1", "Celeste"]}').order == [8, 0, 9]
+    assert parse('["Portal 2", "Halo 3", "Super Metroid"]').order == [8, 0]
+    assert parse('{"ranking": [3, 3, 42]}').order == [2]
+    r = parse('{"ranking": [3, 3, 42, true, null, 1.0]}')
+    assert r.order == [2, 0] and r.duplicates == 1 and r.out_of_candidate == 1
+    # Not a ranking: no list under a ranking-like key, or JSON inside prose.
+    assert parse('{"reason": "fun", "score": 3}').order == []
+    assert parse('Here you go: {"ranking": [3]} and I would avoid [5]').order != [2, 4]
+
+
+def test_fullwidth_labels_are_read():
+    assert parse("［１］\n［３］").order == [0, 2]
+    assert parse("[１]\n[２]").order == [0, 1]
+    assert parse("３, １").order == [2, 0]
+
+
+def test_negated_labels_in_prose_are_rejected_not_ranked():
+    r = parse("Not [3]")
+    assert r.order == [] and r.rejected == [2] and r.failed
+    r = parse("The best is [2]. I would avoid [5].")
+    assert r.order == [1] and r.rejected == [4]
+    assert parse("Pick [3], not [5]").order == [2]
+    assert parse("Not [3] but [5]").order == [4]
+    assert parse("I'd rank [4] first rather than [1]").order == [3]
+    assert parse("You shouldn't play [6]; start with [7]").order == [6]
+    assert parse("I would put [4] first, then [9].").order == [3, 8]
+
+
+def test_documented_limits_of_negation():
+    # A line that starts with a label is an entry: the words after it may be an echoed title.
+    assert parse("[3] not my favourite").order == [2]
+    # Quoted titles hold no cue: "Never" here is part of a title.
+    assert parse('Play [3] "Never Alone" and then [5]').order == [2, 4]
+    # A double negative is not understood: the label is rejected, never ranked.
+    r = parse("I would not avoid [2]")
+    assert r.order == [] and r.rejected == [1]

@@ -308,8 +308,15 @@ def test_cli_info_and_split(data_dir, ml100k, tmp_path, capsys):
     assert sum(len(p) for p in parts.values()) == 100_000
     assert parts["train"][TIME].max() < parts["test"][TIME].min()
     expected = temporal_split(ml100k, test_ratio=0.2).summary()
-    assert f"test_events_on_cold_items  {expected['test_events_on_cold_items']}" in printed
-    assert json.loads((out / "summary.json").read_text())["train"] == expected["train"]
+    want = {"dataset": "ml-100k", **expected, "options": {"test_ratio": 0.2}}
+    # The table is "key  value" per line (the column width follows the longest key), then "wrote ...".
+    *table, wrote = printed.splitlines()
+    assert wrote.startswith("wrote ") and str(out / "train.csv") in wrote
+    rows = dict(line.split(None, 1) for line in table)
+    assert list(rows) == list(want)  # every summary key, in order, and nothing else
+    assert rows == {k: ", ".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in want.items()}
+    assert rows["test_events_on_cold_items"] == str(expected["test_events_on_cold_items"])
+    assert json.loads((out / "summary.json").read_text()) == want
     assert sorted(p.name for p in out.iterdir()) == ["summary.json", "test.csv", "train.csv", "valid.csv"]
 
 
@@ -317,3 +324,84 @@ def test_cli_reports_missing_data(tmp_path, capsys):
     assert cli_main(["data", "info", "--dataset", "job-views", "--data-dir", str(tmp_path)]) == 1
     assert "Job_Views.csv" in capsys.readouterr().err
 
+
+
+# --- hardening: u.item encodings, catalogue items without interactions, partial folders ---------------
+U_ITEM_TITLES = ["Misérables, Les (1995)", "Café au lait (1993)", "Toy Story (1995)"]
+
+
+def write_tiny_ml100k(folder, encoding: str, titles=U_ITEM_TITLES) -> None:
+    """A three-movie ML-100K folder (two genres) with u.item written in ``encoding``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "u.genre").write_text("Drama|0\nComedy|1\n\n")
+    items = [f"{n + 1}|{t}|01-Jan-1995||http://imdb/{n + 1}|{n % 2}|{(n + 1) % 2}" for n, t in enumerate(titles)]
+    (folder / "u.item").write_bytes(("\n".join(items) + "\n").encode(encoding))
+    (folder / "u.data").write_text("1\t1\t5\t881250949\n1\t2\t3\t881250950\n2\t3\t4\t881250951\n")
+    (folder / "u.user").write_text("1|24|M|technician|85711\n2|53|F|other|94043\n")
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-8", "utf-8-sig"])
+def test_u_item_titles_decode_right_in_latin1_and_utf8(tmp_path, encoding, caplog):
+    write_tiny_ml100k(tmp_path / "ml-100k", encoding)
+    with caplog.at_level("WARNING", logger="llmrec.data.loaders.movielens_100k"):
+        dataset = load_ml_100k(tmp_path / "ml-100k")
+    assert dataset.items["title"].tolist() == U_ITEM_TITLES
+    assert list(dataset.items.index) == ["1", "2", "3"]  # no byte-order mark stuck to the first id
+    utf8 = encoding != "latin-1"
+    assert dataset.meta["u.item_encoding"] == ("utf-8" if utf8 else "latin-1")
+    assert ("is UTF-8, not latin-1" in caplog.text) == utf8
+
+
+def test_u_item_mixing_utf8_and_latin1_is_an_error_naming_the_line(tmp_path):
+    from llmrec.errors import DataFormatError
+
+    folder = tmp_path / "ml-100k"
+    write_tiny_ml100k(folder, "latin-1")
+    lines = (folder / "u.item").read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b"Toy Story", "Toy Störy".encode())  # UTF-8 bytes, latin-1 file
+    (folder / "u.item").write_bytes(b"\n".join(lines))
+    with pytest.raises(DataFormatError, match=r"u\.item, line 3: expected one encoding for the whole file"):
+        load_ml_100k(folder)
+
+
+def test_catalogue_sizes_report_items_no_interaction_names(scientific, games):
+    assert scientific.meta["items_without_interactions"] == 1
+    assert games.meta["items_without_interactions"] == 3
+    assert len(scientific.items) == 4385  # still in the catalogue: full ranking scores them
+
+
+def test_an_incomplete_local_folder_is_an_error_never_a_download(tmp_path, monkeypatch):
+    import llmrec.data.download as download
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("load_dataset tried to download into an existing folder")
+
+    monkeypatch.setattr(download, "download_movielens", no_network)
+    write_tiny_ml100k(tmp_path / "ml-100k", "latin-1")
+    (tmp_path / "ml-100k" / "u.user").unlink()
+    for allowed in (True, False):
+        with pytest.raises(DatasetNotFoundError) as err:
+            load_dataset("ml-100k", tmp_path, download=allowed)
+        message = str(err.value)
+        assert f"{tmp_path / 'ml-100k'} exists but lacks u.user" in message
+        assert "nothing was downloaded" in message
+    # An empty folder is incomplete too: every file is named.
+    (tmp_path / "ml-latest-small").mkdir()
+    with pytest.raises(DatasetNotFoundError, match="lacks ratings.csv, movies.csv"):
+        load_dataset("ml-latest-small", tmp_path)
+
+
+def test_on_unknown_items_reaches_the_loader_or_is_ignored_with_a_warning(tmp_path, require_data, caplog):
+    write_tiny_ml100k(tmp_path / "ml-100k", "latin-1")
+    with open(tmp_path / "ml-100k" / "u.data", "a") as handle:
+        handle.write("2\t77\t4\t881250952\n")
+    with pytest.raises(ValueError, match="--on-unknown-items drop"):
+        load_dataset("ml-100k", tmp_path, download=False)
+    assert load_dataset("ml-100k", tmp_path, download=False, on_unknown_items="drop").meta[
+        "dropped_unknown_items"] == 1
+    with pytest.raises(ValueError, match="on_unknown_items must be 'error' or 'drop'"):
+        load_dataset("ml-100k", tmp_path, download=False, on_unknown_items="ignore")
+    source = require_data("job-views")
+    with caplog.at_level("WARNING", logger="llmrec.data.registry"):
+        assert load_dataset("job-views", source.parent, download=False, on_unknown_items="drop").name == "job-views"
+    assert "has no unknown-item check" in caplog.text

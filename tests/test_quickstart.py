@@ -76,12 +76,13 @@ def test_quickstart_command_prints_warm_and_cold_rows(data_dir, tmp_path):
     text = proc.stdout
     assert "cold-start" in text and "full" in text
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"embedding", "popularity"}
+    assert set(metrics) == {"embedding", "popularity", "itemcf"}
     for result in metrics.values():
         assert result["mode"] == "full"
         assert {"all", "warm", "cold"} <= set(result["slices"])
     # Popularity cannot rank what it never saw in training; text embeddings can.
     assert metrics["popularity"]["slices"]["cold"]["ndcg@10"] == 0.0
+    assert metrics["itemcf"]["slices"]["cold"]["ndcg@10"] == 0.0  # no co-occurrence without an event
     assert metrics["embedding"]["slices"]["cold"]["targets"] > 0  # the split really has cold targets
     assert metrics["embedding"]["ndcg@10"] > 0  # the ranker finds some test movies among 1,682
     assert (out / "metrics.png").stat().st_size > 1000

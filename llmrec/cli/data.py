@@ -1,8 +1,12 @@
 """``llmrec data``: look at and split the registered data sets.
 
     llmrec data list
-    llmrec data info  --dataset ml-100k [--data-dir D] [--no-download] [--json]
+    llmrec data info  --dataset ml-100k [--data-dir D] [--no-download] [--on-unknown-items drop] [--json]
     llmrec data split --dataset ml-100k --split temporal --out DIR [--test-ratio 0.3] ...
+
+A MovieLens set is downloaded only when its folder is absent (``--no-download``: never); a folder
+that exists but lacks files is an error naming them. ``--on-unknown-items drop`` drops and counts
+interactions that name items missing from the catalogue instead of stopping at the first.
 
 ``split`` writes DIR/train.csv, valid.csv, test.csv (each atomically) and DIR/summary.json, and
 prints the split's summary (sizes, training items, cold-start test items).
@@ -36,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("--data-dir", default=None, help=data_dir_help)
         sub.add_argument("--no-download", action="store_true",
                          help="never download; fail if the files are absent")
+        sub.add_argument("--on-unknown-items", choices=["error", "drop"], default="error",
+                         help="interactions naming items missing from the catalogue stop the load (error, "
+                              "the default) or are dropped and counted (drop)")
         sub.set_defaults(func=func)
         if name == "info":
             sub.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -54,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _load(args: argparse.Namespace):
     from llmrec.data.registry import load_dataset
 
-    return load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+    return load_dataset(args.dataset, args.data_dir, download=not args.no_download,
+                        on_unknown_items=args.on_unknown_items)
 
 
 def _print_table(summary: dict) -> None:

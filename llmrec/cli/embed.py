@@ -1,6 +1,7 @@
 """``llmrec embed``: embed every item's text once and write an embedding folder.
 
-    llmrec embed --dataset amazon-scientific [--data-dir D] --out DIR [--model NAME]
+    llmrec embed --dataset amazon-scientific [--data-dir D] [--no-download] [--on-unknown-items drop]
+                 --out DIR [--model NAME]
     llmrec embed --items FILE [--id-column item_id] [--text-columns title genres] --out DIR
 
 ``FILE`` is ``.csv``, ``.tsv`` or ``.jsonl`` with an id column and text columns (default: every
@@ -15,16 +16,20 @@ written atomically, ``meta.json`` last):
   misses, encoded), ``batch_size``, ``seconds``.
 
 Vectors come through the embedding cache (``--cache-dir``, default ~/.cache/llmrec/embeddings), so
-a second run over the same texts with the same model encodes nothing. Read a folder back with
-``llmrec.embed.read_embedding_folder``.
+a second run over the same texts with the same model encodes nothing. The cache is written every
+``--shard-size`` new texts while encoding: a run that is interrupted (Ctrl-C, kill -9, a lost
+machine) and started again encodes only what it had not stored. Items whose text is empty are
+counted on screen (and in ``meta.json``): they all share the encoding of the empty string. Read a
+folder back with ``llmrec.embed.read_embedding_folder``.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
-from llmrec.embed.cache import DEFAULT_CACHE_DIR
+from llmrec.embed.cache import DEFAULT_CACHE_DIR, DEFAULT_SHARD_SIZE
 from llmrec.embed.encoder import DEFAULT_MODEL
 
 
@@ -36,6 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--dataset", help="a registered data set (see `llmrec data list`)")
     source.add_argument("--items", help="an item table: .csv, .tsv or .jsonl with an id column and text columns")
     parser.add_argument("--data-dir", default=None, help="folder holding the data sets (default: $LLMREC_DATA_DIR)")
+    parser.add_argument("--no-download", action="store_true",
+                        help="--dataset: never download; fail if the data set's folder is absent")
+    parser.add_argument("--on-unknown-items", choices=["error", "drop"], default="error",
+                        help="--dataset: interactions naming items missing from the catalogue stop the load "
+                             "(error, the default) or are dropped and counted (drop)")
     parser.add_argument("--format", dest="file_format", choices=["csv", "tsv", "jsonl"], default=None,
                         help="format of --items (default: from its suffix), e.g. tsv for RecBole .item files")
     parser.add_argument("--id-column", default="item_id", help="id column of --items (default: item_id)")
@@ -51,6 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"embedding cache (default: {DEFAULT_CACHE_DIR})")
     parser.add_argument("--no-cache", action="store_true", help="encode everything; do not read or fill the cache")
     parser.add_argument("--batch-size", type=_positive_int, default=64, help="texts per encoder batch (default: 64)")
+    parser.add_argument("--shard-size", type=_positive_int, default=DEFAULT_SHARD_SIZE,
+                        help="new texts encoded between two cache writes: the most an interrupted run "
+                             f"loses (default: {DEFAULT_SHARD_SIZE})")
     parser.add_argument("--device", default=None, help="torch device (default: automatic)")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="let the model folder run its own code (only for models you trust)")
@@ -76,8 +89,10 @@ def run(args: argparse.Namespace) -> int:
     if args.dataset:
         from llmrec.data.registry import load_dataset
 
-        items = load_dataset(args.dataset, args.data_dir)
-        source = f"dataset {args.dataset}" + (f" ({items.source})" if getattr(items, "source", "") else "")
+        dataset = load_dataset(args.dataset, args.data_dir, download=not args.no_download,
+                               on_unknown_items=args.on_unknown_items)
+        source = f"dataset {args.dataset}" + (f" ({dataset.source})" if dataset.source else "")
+        items: Any = dataset  # a Dataset: its own item-text template applies
     else:
         items = read_item_table(args.items, id_column=args.id_column, text_columns=args.text_columns,
                                 file_format=args.file_format)
@@ -89,13 +104,19 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         template=args.template,
         # An item file's columns are arbitrary: join them unless a template was asked for.
-        fields=args.text_columns if args.dataset else list(items.columns),
+        fields=args.text_columns if args.dataset else list(items.columns),  # a plain table here
         join_fields=bool(args.items) and args.template is None,
         show_progress=not args.no_progress,
         source=source,
         model_name=args.model,
+        shard_size=args.shard_size,
     )
     cache = meta["cache"]
     print(f"embedded {meta['count']} items -> {args.out} (dim {meta['dim']}, {meta['model']}): "
           f"cache {cache['hits']} hits, {cache['misses']} misses, {cache['encoded']} encoded, {meta['seconds']:.1f} s")
+    empty = meta["text"]["empty_texts"]
+    if empty:
+        # They all get the vector of the empty string, so they look alike to any nearest-neighbour use.
+        print(f"note: {empty} of {meta['count']} item texts are empty (embedded as the empty string; "
+              "check --text-columns / --template)")
     return 0

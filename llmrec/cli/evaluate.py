@@ -1,50 +1,67 @@
-"""``llmrec evaluate``: score registered scorers on a data set and split with the one evaluator."""
+"""``llmrec evaluate``: any registered scorers on one split and one candidate set, one table.
+
+    llmrec evaluate --dataset amazon-scientific --split predefined \\
+        --scorers popularity itemcf bm25 embedding sasrec learn --set sasrec.epochs=5
+    llmrec evaluate --dataset amazon-games --mode sampled --num-negatives 19 --max-cases 100 \\
+        --scorers popularity itemcf llmrank --set llmrank.mode=score
+    llmrec evaluate --dataset ml-100k --split temporal --task pointwise --scorers item-prior tallrec
+
+Every run goes through ``llmrec.run``: the same split, candidates, evaluator and report for every
+scorer; the table and chart say full or sampled and how many users out of the total.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    from llmrec.data.splits import SPLITS
-    from llmrec.methods import SCORERS
+def scorer_options(names: list[str], assignments: dict[str, dict[str, str]]) -> dict[str, dict]:
+    """Typed options per scorer from ``--set`` strings (checked against each scorer's config)."""
+    from llmrec.cli.options import convert_value
+    from llmrec.registry import get_spec
 
+    out: dict[str, dict] = {}
+    for scorer, values in assignments.items():
+        spec = get_spec(scorer)
+        if spec.config_cls is None:
+            raise ValueError(f"scorer {scorer!r} takes no options (got {sorted(values)})")
+        out[scorer] = {k: convert_value(spec.config_cls, k, v) for k, v in values.items()}
+    unused = sorted(set(out) - set(names))
+    if unused:
+        raise ValueError(f"--set names scorers that are not evaluated: {unused}")
+    return out
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from llmrec.cli.runargs import add_run_arguments
+    from llmrec.registry import scorer_specs
+
+    specs = scorer_specs()
+    listing = "; ".join(f"{name}: {spec.description}" for name, spec in specs.items())
     parser = subparsers.add_parser(
-        "evaluate", help="evaluate scorers (full or sampled ranking) with warm / long-tail / cold rows")
-    parser.add_argument("--dataset", required=True, help="data set name (see `llmrec data list`)")
-    parser.add_argument("--data-dir", default=None, help="folder holding the data sets (default: $LLMREC_DATA_DIR)")
-    parser.add_argument("--split", default="temporal", choices=sorted(SPLITS),
-                        help="how to split (default: temporal 70/30)")
-    parser.add_argument("--part", default="test", choices=["test", "valid"], help="which held-out part to evaluate")
-    parser.add_argument("--scorers", nargs="+", default=["popularity", "embedding"], choices=sorted(SCORERS),
-                        help="scorers to compare")
-    parser.add_argument("--mode", default="full", choices=["full", "sampled"],
-                        help="full ranking over the catalogue, or sampled negatives (always labelled in the output)")
-    parser.add_argument("--negatives", type=int, default=100, help="negatives per case in sampled mode")
-    parser.add_argument("--max-cases", type=int, default=None, help="seeded subsample of evaluation cases")
-    parser.add_argument("--model", default="all-MiniLM-L6-v2", help="sentence encoder for the embedding scorer")
-    parser.add_argument("--seed", type=int, default=0, help="seed for sampling negatives and subsampling cases")
-    parser.add_argument("--out", default="outputs/evaluate", help="folder for metrics.json and metrics.png")
+        "evaluate", help="evaluate registered scorers on one split and candidate set (full, sampled, recalled, given)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scorers", nargs="+", default=["popularity", "itemcf", "embedding"], choices=list(specs),
+                        metavar="SCORER", help=f"registered scorers to compare ({listing})")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="SCORER.OPTION=VALUE",
+                        help="a scorer option, e.g. sasrec.epochs=5 or llmrank.mode=generate (repeatable); "
+                             "options are each scorer's config fields")
+    parser.add_argument("--load", action="append", default=[], metavar="SCORER=FOLDER",
+                        help="evaluate a saved model instead of training one, e.g. sasrec=runs/sasrec")
+    add_run_arguments(parser, dataset=None)
+    for action in parser._actions:
+        if action.dest == "dataset":
+            action.required = True
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmrec.data.registry import load_dataset
-    from llmrec.data.splits import make_split
-    from llmrec.eval import EvalConfig, RankingEvaluator
-    from llmrec.eval.report import results_table, write_results
-    from llmrec.methods import build_scorer
+    from llmrec.cli.options import parse_assignments, parse_pairs
+    from llmrec.cli.runargs import run_config_from_args
+    from llmrec.run import run as run_path
 
-    dataset = load_dataset(args.dataset, args.data_dir)
-    split = make_split(dataset, args.split)
-    print(f"{dataset.name}: {split.summary()}")
-    evaluator = RankingEvaluator(split, EvalConfig(part=args.part, mode=args.mode, num_negatives=args.negatives,
-                                                   max_cases=args.max_cases, seed=args.seed))
-    results = {}
-    for name in args.scorers:
-        scorer = build_scorer(name, split, part=args.part, model=args.model)
-        results[scorer.name] = evaluator(scorer)
-    print(results_table(results))
-    for path in write_results(results, args.out, title=f"{args.split} split"):
-        print(f"wrote {path}")
+    config = run_config_from_args(args)
+    options = scorer_options(args.scorers, parse_assignments(args.settings, "--set"))
+    load = parse_pairs(args.load, "--load")
+    run_path(config, args.scorers, options=options, load=load)
     return 0

@@ -23,7 +23,8 @@ def _base_type(tp: Any) -> Any:
     return tp
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+def add_dataclass_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type,
+                            skip: tuple[str, ...] = ()) -> None:
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip or not f.init:
@@ -31,7 +32,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, skip: tu
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
         default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         tp = _base_type(hints[f.name])
         if tp is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
@@ -46,6 +47,53 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, skip: tu
 
 
 def dataclass_from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -> T:
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.init and hasattr(args, f.name)}
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]  # T is a dataclass type by contract
+    values = {f.name: getattr(args, f.name) for f in fields if f.init and hasattr(args, f.name)}
     values.update(overrides)
     return cls(**values)
+
+
+def convert_value(cls: type, name: str, text: str) -> Any:
+    """``text`` as the type of ``cls``'s field ``name`` ("none" -> None; lists comma-separated)."""
+    hints = typing.get_type_hints(cls)
+    if name not in hints:
+        fields = sorted(f.name for f in dataclasses.fields(cls) if f.init)
+        raise ValueError(f"{cls.__name__} has no option {name!r}; its options: {fields}")
+    optional = type(None) in typing.get_args(hints[name])
+    if optional and text.strip().lower() in ("none", "null", ""):
+        return None
+    tp = _base_type(hints[name])
+    if tp is bool:
+        if text.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"option {name!r} takes true or false, got {text!r}")
+        return text.strip().lower() in ("true", "1", "yes")
+    if typing.get_origin(tp) in (list, tuple):
+        item = typing.get_args(tp)[0] if typing.get_args(tp) else str
+        return [item(v) for v in text.split(",") if v]
+    try:
+        return tp(text) if tp in (int, float, str) else text
+    except ValueError:
+        raise ValueError(f"option {name!r} takes a {tp.__name__}, got {text!r}") from None
+
+
+def parse_assignments(items: list[str] | None, what: str) -> dict[str, dict[str, str]]:
+    """``["sasrec.epochs=5", "llmrank.mode=generate"]`` -> ``{"sasrec": {"epochs": "5"}, ...}``."""
+    out: dict[str, dict[str, str]] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        scorer, dot, option = key.partition(".")
+        if not sep or not dot or not scorer or not option:
+            raise ValueError(f"{what} {item!r}: expected SCORER.OPTION=VALUE, e.g. sasrec.epochs=5")
+        out.setdefault(scorer, {})[option.replace("-", "_")] = value
+    return out
+
+
+def parse_pairs(items: list[str] | None, what: str) -> dict[str, str]:
+    """``["sasrec=runs/sasrec"]`` -> ``{"sasrec": "runs/sasrec"}``."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ValueError(f"{what} {item!r}: expected SCORER=FOLDER, e.g. sasrec=runs/sasrec")
+        out[key] = value
+    return out

@@ -1,4 +1,9 @@
-"""``llmrec tallrec build-data | train | score``: TALLRec instruction data, LoRA tuning, P(Yes) scoring."""
+"""``llmrec tallrec build-data | train | score``: TALLRec's Alpaca JSON files in and out.
+
+The JSON files are TALLRec's import / export format. Evaluating TALLRec on a split, beside other
+scorers, is ``llmrec evaluate --task pointwise --scorers item-prior tallrec`` (the registered
+``tallrec`` scorer); ``score`` reports through the same pointwise evaluator.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,19 @@ from pathlib import Path
 
 from llmrec.cli.options import add_dataclass_arguments, dataclass_from_args
 
+#: TallRecConfig fields that only the registered scorer reads (it builds its own examples).
+SCORER_ONLY = ("zero_shot", "early_stopping_share", "history_len", "output_dir")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from llmrec.tallrec.config import TallRecConfig
+    from llmrec.tallrec.split import SPLIT_BY
 
-    parser = subparsers.add_parser("tallrec", help="TALLRec: LoRA instruction tuning with Yes/No scoring",
-                                   description="Build TALLRec instruction data, fine-tune a causal LM with LoRA, "
-                                               "and score P(Yes) (AUC against the examples' answers).")
+    parser = subparsers.add_parser("tallrec", help="TALLRec: instruction JSON files, LoRA tuning, Yes/No scoring",
+                                   description="Build TALLRec instruction data (Alpaca JSON), fine-tune a causal LM "
+                                               "with LoRA, and score P(Yes) (AUC against the files' answers). To "
+                                               "compare TALLRec with other scorers on a split, use `llmrec evaluate "
+                                               "--task pointwise --scorers item-prior tallrec`.")
     sub = parser.add_subparsers(dest="tallrec_command", metavar="ACTION", required=True)
 
     build = sub.add_parser("build-data", help="write train/valid/test JSON (TALLRec's Alpaca format)")
@@ -22,10 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--data-dir", default=None, help="folder holding the data set folders")
     build.add_argument("--out", required=True, type=Path, help="output folder for train.json, valid.json, test.json")
     build.add_argument("--history-len", type=int, default=10, help="items shown before the target")
-    build.add_argument("--split-by", choices=["example", "user"], default="example",
-                       help="8:1:1 split of examples (TALLRec) or of users")
+    build.add_argument("--split-by", choices=list(SPLIT_BY), default="user",
+                       help="8:1:1 split, leak-free either way: user (each user in one part) or time (by the "
+                            "target's timestamp: train earliest, test latest). The old 'example' split was removed: "
+                            "it put test targets, with their labels, into training prompts")
     build.add_argument("--exclude", type=Path, nargs="*", default=[],
-                       help="TALLRec JSON files whose questions are removed from train (e.g. its valid.json)")
+                       help="evaluation JSON files (e.g. TALLRec's valid.json): their questions, and every example of "
+                            "their users, are removed from train and valid (the early-stopping set)")
     build.add_argument("--seed", type=int, default=42)
     build.set_defaults(func=run_build)
 
@@ -33,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--train", required=True, type=Path, help="training JSON (TALLRec format)")
     train.add_argument("--valid", type=Path, default=None, help="validation JSON: early stopping on AUC")
     train.add_argument("--out", required=True, type=Path, help="adapter folder to write")
-    add_dataclass_arguments(train.add_argument_group("TALLRec model, LoRA and training"), TallRecConfig)
+    add_dataclass_arguments(train.add_argument_group("TALLRec model, LoRA and training"), TallRecConfig,
+                            skip=SCORER_ONLY)
     train.set_defaults(func=run_train)
 
     score = sub.add_parser("score", help="P(Yes) for a JSON file with a saved adapter (or zero-shot)")
@@ -51,14 +66,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     from llmrec.data.registry import load_dataset
-    from llmrec.tallrec.data import build_examples, read_examples, remove_overlap, split_examples, write_examples
+    from llmrec.tallrec.data import build_examples, read_examples, write_examples
+    from llmrec.tallrec.split import exclude_evaluation, split_examples
 
     dataset = load_dataset(args.dataset, args.data_dir)
     examples = build_examples(dataset, history_len=args.history_len, seed=args.seed)
     parts = split_examples(examples, by=args.split_by, seed=args.seed)
     for path in args.exclude:
-        parts["train"], dropped = remove_overlap(parts["train"], read_examples(path))
-        print(f"removed {dropped} training examples whose question is in {path}")
+        dropped = exclude_evaluation(parts, read_examples(path), examples)
+        print(f"{path}: removed {dropped['train']} train and {dropped['valid']} valid examples (its questions and "
+              f"every example of its {dropped['users']} users)")
     for name, rows in parts.items():
         write_examples(args.out / f"{name}.json", rows)
         print(f"{name}: {len(rows)} examples ({sum(e.label for e in rows)} yes) -> {args.out / f'{name}.json'}")
@@ -70,7 +87,7 @@ def run_train(args: argparse.Namespace) -> int:
     from llmrec.tallrec.data import read_examples
     from llmrec.tallrec.train import save_adapter, train_tallrec
 
-    config = dataclass_from_args(TallRecConfig, args)
+    config = dataclass_from_args(TallRecConfig, args, output_dir=str(args.out))
     train = read_examples(args.train)
     valid = read_examples(args.valid) if args.valid else []
     result = train_tallrec(config, train, valid, output_dir=args.out / "trainer")
@@ -85,22 +102,23 @@ def run_score(args: argparse.Namespace) -> int:
     from llmrec.tallrec.config import TallRecConfig
     from llmrec.tallrec.data import few_shot_subset, read_examples
     from llmrec.tallrec.model import YesNoScorer
+    from llmrec.tallrec.scorer import QuestionScorer, file_evaluator, question_id
     from llmrec.tallrec.train import load_adapter, load_base
     from llmrec.utils.io import write_json
 
-    examples = few_shot_subset(read_examples(args.data), args.limit, seed=0)
+    everything = read_examples(args.data)
+    examples = few_shot_subset(everything, args.limit, seed=0)
     if args.adapter:
-        scorer = load_adapter(args.adapter, device=args.device, batch_size=args.batch_size)
+        yes_no = load_adapter(args.adapter, device=args.device, batch_size=args.batch_size)
     else:
         model, tokenizer = load_base(TallRecConfig(model=args.zero_shot, device=args.device))
-        scorer = YesNoScorer(model.eval(), tokenizer, template=args.template, batch_size=args.batch_size)
-    scorer.show_progress = True
-    scores = scorer.p_yes(examples)
-    from llmrec.eval.metrics import binary_metrics
-
-    metrics = binary_metrics([e.label for e in examples], scores)
-    metrics["n"] = len(examples)
-    print(json.dumps(metrics))
+        yes_no = YesNoScorer(model.eval(), tokenizer, template=args.template, batch_size=args.batch_size)
+    yes_no.show_progress = True
+    scorer = QuestionScorer(yes_no, examples)
+    result = file_evaluator(examples, name=args.data.name, total=len(everything), batch_size=64)(scorer)
+    result["n"] = len(examples)
+    print(json.dumps(result))
     if args.out:
-        write_json(args.out, {"metrics": metrics, "p_yes": scores.tolist(), "labels": [e.label for e in examples]})
+        write_json(args.out, {"metrics": result, "p_yes": [scorer.p_yes[question_id(e)] for e in examples],
+                              "labels": [e.label for e in examples]})
     return 0

@@ -3,10 +3,16 @@
 ``load_dataset("ml-100k")`` looks in ``<data dir>/ml-100k/`` (see ``paths.resolve_data_dir``),
 downloads MovieLens from GroupLens when allowed, and otherwise says exactly which files to put
 in which folder.
+
+A download happens only when the data set's folder is absent. A folder that exists but lacks
+files is an error naming them, never a download: it may be the user's own copy, half-copied or
+renamed, and fetching files into it would mix two releases silently.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +21,8 @@ from llmrec.data import loaders
 from llmrec.data.paths import resolve_data_dir
 from llmrec.data.schema import Dataset
 from llmrec.errors import DatasetNotFoundError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -101,7 +109,8 @@ def not_found_message(spec: DatasetSpec, root: Path, download_failed: str | None
     if spec.url:
         lines.append(f"get them from {spec.url}")
     if spec.downloadable and download_failed is None:
-        lines.append("or call load_dataset(..., download=True) to fetch and verify them")
+        lines.append("or allow the download to fetch and verify them (load_dataset(..., download=True); "
+                     "on the command line, leave out --no-download)")
     if download_failed:
         lines.append(f"download failed: {download_failed}")
     lines.append(f"the data dir is the data_dir argument, else $LLMREC_DATA_DIR, else ~/.cache/llmrec/data "
@@ -109,16 +118,55 @@ def not_found_message(spec: DatasetSpec, root: Path, download_failed: str | None
     return "; ".join(lines)
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = True, **options) -> Dataset:
+def incomplete_message(spec: DatasetSpec, root: Path, folder: Path) -> str:
+    """The error for a data set folder that exists but lacks some of the needed files."""
+    missing = [f for f in spec.files if not (folder / f).is_file()]
+    lines = [f"data set {spec.name!r}: {folder} exists but lacks {', '.join(missing)} "
+             f"(needed: {', '.join(spec.files)}); put the missing files there"]
+    if spec.downloadable:
+        lines.append("nothing was downloaded: llmrec downloads only into an absent folder, never into "
+                     "one that exists; move this folder away to download the data set afresh")
+    if spec.url:
+        lines.append(f"get them from {spec.url}")
+    lines.append(f"the data dir is the data_dir argument, else $LLMREC_DATA_DIR, else ~/.cache/llmrec/data "
+                 f"(now {root})")
+    return "; ".join(lines)
+
+
+def _loader_options(spec: DatasetSpec, on_unknown_items: str | None, options: dict) -> dict:
+    if on_unknown_items is None:
+        return options
+    if on_unknown_items not in ("error", "drop"):
+        raise ValueError(f"on_unknown_items must be 'error' or 'drop', got {on_unknown_items!r}")
+    if "on_unknown_items" in inspect.signature(spec.loader).parameters:
+        return {**options, "on_unknown_items": on_unknown_items}
+    # One flag for every command: a loader whose catalogue is built from (or completed with) the
+    # items its interactions name has no unknown items to drop.
+    if on_unknown_items == "drop":
+        log.warning("data set %r has no unknown-item check (its catalogue covers every item its "
+                    "interactions name); on_unknown_items='drop' changes nothing", spec.name)
+    return options
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = True, *,
+                 on_unknown_items: str | None = None, **options) -> Dataset:
     """Load a data set by name (see ``list_datasets()``) from the data dir.
 
-    MovieLens sets missing locally are downloaded from GroupLens and verified when ``download`` is
-    True. ``options`` go to the loader (e.g. ``on_unknown_items='drop'``, ``ids='index'``).
-    Raises ``DatasetNotFoundError`` naming the files and the folder they belong in.
+    ``download``: a MovieLens set whose folder is absent is downloaded from GroupLens and verified
+    (False: never download). A folder that exists but lacks files raises ``DatasetNotFoundError``
+    naming them, whatever ``download`` says. ``on_unknown_items``: ``'error'`` (the loaders'
+    default) or ``'drop'`` for interactions naming items missing from the catalogue; ignored, with
+    a warning for ``'drop'``, by data sets without that check (mind, job-views). Other ``options``
+    go to the loader (e.g. ``ids='index'``). Raises ``DatasetNotFoundError`` naming the files and
+    the folder they belong in.
     """
     spec = get_spec(name)
     root = resolve_data_dir(data_dir)
     folder = find_folder(spec, root)
+    if folder is None:
+        partial = next((root / sub for sub in spec.folders if (root / sub).is_dir()), None)
+        if partial is not None:
+            raise DatasetNotFoundError(incomplete_message(spec, root, partial))
     if folder is None and spec.downloadable and download:
         from llmrec.data.download import download_movielens  # urllib + zipfile only when needed
 
@@ -128,4 +176,5 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
             raise DatasetNotFoundError(not_found_message(spec, root, download_failed=str(err))) from err
     if folder is None:
         raise DatasetNotFoundError(not_found_message(spec, root))
+    options = _loader_options(spec, on_unknown_items, options)
     return spec.loader(folder, **{**spec.loader_kwargs, **options})

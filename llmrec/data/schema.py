@@ -31,6 +31,15 @@ LABEL = "label"
 
 REQUIRED_INTERACTION_COLUMNS = (USER, ITEM, TIME)
 
+LIKE_THRESHOLD = 3.0
+"""Ratings strictly above this are likes (TALLRec: 4 and 5 of 5). The one meaning of "liked":
+TALLRec's prompts, its labels and the pointwise evaluator all call :func:`is_liked`."""
+
+
+def is_liked(ratings, threshold: float = LIKE_THRESHOLD):
+    """``rating > threshold``, elementwise for arrays and Series (a 3 of 5 is not a like)."""
+    return ratings > threshold
+
 
 @dataclass
 class Dataset:
@@ -83,6 +92,16 @@ class Dataset:
         }
         if self.eval_sequences is not None:
             out["predefined_eval_sequences"] = int(len(self.eval_sequences))
+        if "users_before_subsample" in self.meta:
+            out["users_before_subsample"] = int(self.meta["users_before_subsample"])
+        return out
+
+    def population(self) -> dict:
+        """How many users this data set holds out of its source (a seeded subsample says so)."""
+        total = int(self.meta.get("users_before_subsample", self.n_users))
+        out: dict = {"users": self.n_users, "users_total": total, "subsampled": total != self.n_users}
+        if out["subsampled"]:
+            out["subsample_seed"] = self.meta.get("subsample_seed")
         return out
 
 
@@ -100,7 +119,8 @@ def subsample_users(dataset: Dataset, max_users: int, seed: int = 0) -> Dataset:
                    items=dataset.items, users=dataset.users, domain=dataset.domain, source=dataset.source,
                    timestamps_are_order=dataset.timestamps_are_order,
                    eval_sequences=None if seqs is None else seqs[seqs[USER].isin(keep)].reset_index(drop=True),
-                   meta={**dataset.meta, "subsampled_users": max_users, "subsample_seed": seed})
+                   meta={**dataset.meta, "subsampled_users": max_users, "subsample_seed": seed,
+                         "users_before_subsample": int(dataset.meta.get("users_before_subsample", len(users)))})
 
 
 def validate_interactions(df: pd.DataFrame, source: str | Path = "interactions") -> pd.DataFrame:

@@ -1,16 +1,25 @@
-"""Leakage-free splits: temporal ratio (with cold-start items), leave-one-out, random ratio, predefined.
+"""Splits: temporal ratio (with cold-start items), global-time leave-one-out, leave-one-out, random,
+predefined.
 
 Every split returns a :class:`Split` with train / valid / test interaction tables and builds
 :class:`EvalSet` cases on demand. The rule that keeps evaluation honest lives here, once:
 
 * a case's history holds only events that happened before its targets, taken from the parts the
   model may know (train for valid cases; train + valid for test cases);
-* vocabularies and popularity come from ``split.train`` alone (``train_items``, ``item_popularity``);
-* cold-start items are test items with no training interaction.
+* vocabularies and popularity come from ``split.known(part)`` alone;
+* cold-start items are held-out items with no interaction in what is known before them.
+
+Two of the literature's protocols train on the future: ``leave_one_out`` (each user's last event
+is test, but other users' later events are in train) and ``random``. Histories still end before
+each target, yet a trained model has seen events from after it (on ML-100K, for the median test
+event 38% of training events are later in global time). They are kept because papers use them,
+say so in ``Split.summary()`` (``train_events_after_median_test``) and in the CLI help; the
+``temporal`` and ``temporal_loo`` splits never do it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +75,36 @@ class Split:
     case per held-out event (leave-one-out, random)."""
     fixed_histories: dict[str, dict[tuple[str, str], list[str]]] | None = None
     """For predefined splits: the history the source file gives for (user, target)."""
+    first_per_user: bool = False
+    """Cases come from each user's first held-out event only (global-time leave-one-out); the
+    part's later events are still known to the next part."""
+
+    @property
+    def trains_on_future(self) -> bool:
+        """True for protocols whose training events may be later in time than a test event."""
+        return self.name in ("leave_one_out", "random")
+
+    def held(self, part: str) -> pd.DataFrame:
+        """The held-out events of ``part`` that become evaluation targets."""
+        if part not in ("valid", "test"):
+            raise ValueError(f"part must be 'valid' or 'test', got {part!r}")
+        held = self.test if part == "test" else self.valid
+        if self.first_per_user and len(held):
+            held = held.sort_values([USER, _SEQ], kind="stable").groupby(USER, sort=False).head(1)
+        return held
+
+    def check_part(self, part: str) -> None:
+        """Raise a clear error when ``part`` holds no event to evaluate, saying why."""
+        if len(self.held(part)):
+            return
+        why = {
+            ("predefined", "valid"): "the source fixes only test cases; evaluate --part test, or use another split",
+            ("random", "valid"): "the random split has no validation part; use --part test",
+            ("temporal", "valid"): "the temporal split was made without a validation part (valid_ratio 0)",
+            ("temporal_loo", "valid"): "the split was made without a validation part (valid_ratio 0)",
+        }.get((self.name, part), "no user has an event in it")
+        raise ValueError(f"nothing to evaluate: the {self.name} split of {self.dataset.name} has no "
+                         f"{part} events ({why})")
 
     # --- what a model may know -------------------------------------------------------------
     def known(self, part: str) -> pd.DataFrame:
@@ -86,14 +125,13 @@ class Split:
 
     def cold_items(self, part: str = "test") -> set[str]:
         """Items of ``part`` with no interaction in what is known before it: the cold-start items."""
-        held = self.test if part == "test" else self.valid
-        return set(held[ITEM].unique()) - set(self.known(part)[ITEM].unique())
+        return set(self.held(part)[ITEM].unique()) - set(self.known(part)[ITEM].unique())
 
     # --- cases ---------------------------------------------------------------------------------
     def eval_set(self, part: str = "test", min_history: int = 1, max_history: int | None = None) -> EvalSet:
         """Build evaluation cases for ``part``; cases with fewer than ``min_history`` events are
         dropped and counted. ``max_history`` keeps only the most recent events."""
-        held = self.test if part == "test" else self.valid
+        held = self.held(part)
         known = self.known(part).sort_values([USER, _SEQ], kind="stable")
         has_rating = RATING in known.columns
         # Per user: time-ordered arrays of what is known, so each case's history is one slice.
@@ -152,15 +190,27 @@ class Split:
                        history_ratings=ratings, dropped=dropped)
 
     def summary(self) -> dict:
-        return {
+        test = self.held("test")
+        times = np.sort(self.train[TIME].to_numpy())
+        median_test = float(np.median(test[TIME])) if len(test) else float("nan")
+        later = 1.0 - np.searchsorted(times, median_test, side="right") / len(times) if len(times) and len(test) \
+            else 0.0
+        out = {
             "split": self.name,
             "train": int(len(self.train)),
             "valid": int(len(self.valid)),
-            "test": int(len(self.test)),
+            "test": int(len(test)),
             "train_items": len(self.train_items()),
             "cold_test_items": len(self.cold_items("test")),
-            "test_events_on_cold_items": int(self.test[ITEM].isin(self.cold_items("test")).sum()),
+            "test_events_on_cold_items": int(test[ITEM].isin(self.cold_items("test")).sum()),
+            # Share of training events later in time than the median test event: 0 for time-respecting
+            # splits; meaningless where timestamps are only per-user order (Amazon RecBole files).
+            "train_events_after_median_test": round(float(later), 4),
+            "trains_on_future": self.trains_on_future,
         }
+        if self.dataset.timestamps_are_order:
+            out["timestamps_are_order"] = True
+        return out
 
 
 def _with_seq(df: pd.DataFrame) -> pd.DataFrame:
@@ -169,12 +219,13 @@ def _with_seq(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def temporal_split(dataset: Dataset, test_ratio: float = 0.3, valid_ratio: float = 0.0) -> Split:
-    """Global time split: the earliest ``1 - test_ratio`` of events train, the rest test.
+def _time_parts(dataset: Dataset, test_ratio: float, valid_ratio: float
+                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """All events, and those before the valid cut, between the cuts, and at or after the test cut.
 
-    Events that share the cut-off timestamp all go to the later part, so every training event is
-    strictly earlier than every test event. Items seen only in test are the cold-start items.
-    ``valid_ratio`` (of all events) is carved from the end of the training period.
+    The cuts are the ``1 - test_ratio`` (and ``1 - test_ratio - valid_ratio``) quantiles of event
+    times; events that share a cut-off timestamp all go to the later part, so every earlier part is
+    strictly earlier in time.
     """
     if not 0 < test_ratio < 1 or not 0 <= valid_ratio < 1 - test_ratio:
         raise ValueError("need 0 < test_ratio < 1 and 0 <= valid_ratio < 1 - test_ratio, "
@@ -185,19 +236,30 @@ def temporal_split(dataset: Dataset, test_ratio: float = 0.3, valid_ratio: float
     test_cut = times[min(n - 1, int(np.floor(n * (1 - test_ratio))))]
     valid_cut = times[min(n - 1, int(np.floor(n * (1 - test_ratio - valid_ratio))))] if valid_ratio else test_cut
     train = df[df[TIME] < valid_cut]
-    valid = df[(df[TIME] >= valid_cut) & (df[TIME] < test_cut)]
-    test = df[df[TIME] >= test_cut]
-    if len(train) == 0 or len(test) == 0:
+    after = df[df[TIME] >= test_cut]
+    if len(train) == 0 or len(after) == 0:
         raise DataFormatError(dataset.source or dataset.name, "timestamps spread enough to split by time",
                               field=TIME, got=f"{df[TIME].nunique()} distinct values")
+    return df, train, df[(df[TIME] >= valid_cut) & (df[TIME] < test_cut)], after
+
+
+def temporal_split(dataset: Dataset, test_ratio: float = 0.3, valid_ratio: float = 0.0) -> Split:
+    """Global time split: the earliest ``1 - test_ratio`` of events train, the rest test.
+
+    Events that share the cut-off timestamp all go to the later part, so every training event is
+    strictly earlier than every test event. Items seen only in test are the cold-start items.
+    ``valid_ratio`` (of all events) is carved from the end of the training period.
+    """
+    df, train, valid, test = _time_parts(dataset, test_ratio, valid_ratio)
     return Split("temporal", dataset, train.reset_index(drop=True), valid.reset_index(drop=True),
                  test.reset_index(drop=True), group_targets=True)
 
 
 def leave_one_out_split(dataset: Dataset, min_events: int = 3) -> Split:
-    """Per user: last event test, second-to-last valid, the rest train.
+    """Per user: last event test, second-to-last valid, the rest train (the literature's protocol).
 
-    Users with fewer than ``min_events`` events stay entirely in train.
+    Users with fewer than ``min_events`` events stay entirely in train. Trains on the future:
+    other users' events later than a test event are in train (see ``temporal_loo_split``).
     """
     df = _with_seq(dataset.interactions)
     length = df.groupby(USER)[_SEQ].transform("max") + 1
@@ -210,12 +272,29 @@ def leave_one_out_split(dataset: Dataset, min_events: int = 3) -> Split:
 
 def random_split(dataset: Dataset, test_ratio: float = 0.2, seed: int = 42) -> Split:
     """Random per-event split (TensorFlow Recommenders' 80/20). Histories still hold only events
-    strictly earlier than each target; the rest of a user's train events are never shown."""
+    strictly earlier than each target; the rest of a user's train events are never shown. Trains
+    on the future: training events are scattered over the whole time range."""
     df = _with_seq(dataset.interactions)
     rng = np.random.default_rng(seed)
     is_test = rng.random(len(df)) < test_ratio
     return Split("random", dataset, df[~is_test].reset_index(drop=True), df.iloc[0:0].copy(),
                  df[is_test].reset_index(drop=True), group_targets=False)
+
+
+def temporal_loo_split(dataset: Dataset, test_ratio: float = 0.1, valid_ratio: float = 0.0) -> Split:
+    """Global-time leave-one-out: a cut-off time T (the ``1 - test_ratio`` quantile of all event
+    times); train is every event before T, and each user's *first* event at or after T is their
+    test target. Every training event is earlier than every test event, so nothing is learnt from
+    the future (unlike ``leave_one_out_split``). Later events of a user after T are not used.
+
+    ``valid_ratio`` > 0 carves a second cut-off Tv before T: events in [Tv, T) form the valid part
+    (each user's first one is a validation target) and train ends at Tv; test cases still know
+    every event before T.
+    """
+    df, train, valid, after = _time_parts(dataset, test_ratio, valid_ratio)
+    test = after.sort_values([USER, _SEQ], kind="stable").groupby(USER, sort=False).head(1)
+    return Split("temporal_loo", dataset, train.reset_index(drop=True), valid.reset_index(drop=True),
+                 test.reset_index(drop=True), group_targets=False, first_per_user=True)
 
 
 def predefined_split(dataset: Dataset) -> Split:
@@ -238,13 +317,23 @@ def predefined_split(dataset: Dataset) -> Split:
                  df[is_test].reset_index(drop=True), group_targets=False, fixed_histories=fixed)
 
 
-SPLITS = {
+SPLITS: dict[str, Callable[..., Split]] = {
     "temporal": temporal_split,
+    "temporal_loo": temporal_loo_split,
     "leave_one_out": leave_one_out_split,
     "loo": leave_one_out_split,
     "random": random_split,
     "predefined": predefined_split,
 }
+
+SPLIT_HELP = (
+    "temporal: global time cut, latest 30%% of events test, cold-start items appear; "
+    "temporal_loo: global-time leave-one-out (train before a cut-off, each user's next event test); "
+    "leave_one_out / loo: each user's last event test, TRAINS ON THE FUTURE (other users' later events); "
+    "random: random events test, TRAINS ON THE FUTURE; predefined: the source's own cases; "
+    "auto: predefined when the source has one, else leave_one_out"
+)
+"""What each split means, for CLI help (argparse formatting: %% is a percent sign)."""
 
 
 def make_split(dataset: Dataset, kind: str, **kwargs) -> Split:

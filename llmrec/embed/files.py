@@ -26,7 +26,7 @@ import pandas as pd
 
 from llmrec.data.schema import Dataset
 from llmrec.data.text import item_text, load_template
-from llmrec.embed.cache import embed_with_cache
+from llmrec.embed.cache import DEFAULT_SHARD_SIZE, embed_with_cache
 from llmrec.embed.encoder import Encoder
 from llmrec.errors import DataFormatError
 from llmrec.utils.io import atomic_path, atomic_write, write_json
@@ -215,12 +215,15 @@ def export_embeddings(
     source: str = "",
     model_name: str | None = None,
     join_fields: bool = False,
+    shard_size: int = DEFAULT_SHARD_SIZE,
 ) -> dict:
     """Render, embed (through the cache) and write every item of ``items`` to an embedding folder.
 
     ``items`` is a ``Dataset`` or a catalogue DataFrame indexed by item id, rendered with a
     template (``llmrec.data.text``); with ``join_fields`` the ``fields`` are joined as they are
     instead (item files of arbitrary columns). Returns the meta dict written to ``meta.json``.
+    With a cache, vectors are stored every ``shard_size`` new texts while encoding, so a run that
+    is killed resumes where it stopped; the folder itself is written once, at the end.
     """
     start = time.perf_counter()
     if join_fields:
@@ -231,7 +234,7 @@ def export_embeddings(
         text_how = template_name(items, template)
     ids = list(texts.index)
     vectors, stats = embed_with_cache(encoder, ids, list(texts), cache_dir=cache_dir, batch_size=batch_size,
-                                      show_progress=show_progress)
+                                      show_progress=show_progress, shard_size=shard_size)
     meta = {
         "model": model_name or encoder.model_id.split("@")[0],
         "model_id": encoder.model_id,

@@ -14,7 +14,7 @@ product is the cosine.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -118,6 +118,7 @@ class FaissIndex:
         self.nlist = nlist
         self.nprobe = nprobe
         self._ids: list[str] = []
+        self._index: Any
         if kind == "flat":
             self._index = faiss.IndexFlatIP(self.dim)
         elif kind == "hnsw":

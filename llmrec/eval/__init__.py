@@ -3,14 +3,7 @@
 Imports no method: every method is a scorer (:class:`llmrec.scoring.Scorer`) the evaluator calls.
 """
 
-from llmrec.eval.evaluator import (
-    SLICES,
-    EvalConfig,
-    PointwiseEvaluator,
-    RankingEvaluator,
-    RatingEvaluator,
-    evaluate_ranking,
-)
+from llmrec.eval.cases import EvalCases, build_cases
 from llmrec.eval.metrics import (
     RankedScores,
     binary_metrics,
@@ -24,16 +17,20 @@ from llmrec.eval.metrics import (
     recall_at_k,
     top_k_accuracy,
 )
+from llmrec.eval.pointwise import PointwiseEvaluator, RatingEvaluator
+from llmrec.eval.ranking import SLICES, EvalConfig, RankingEvaluator, evaluate_ranking
 from llmrec.eval.report import results_table, write_results
 
 __all__ = [
     "SLICES",
+    "EvalCases",
     "EvalConfig",
     "PointwiseEvaluator",
     "RankedScores",
     "RankingEvaluator",
     "RatingEvaluator",
     "binary_metrics",
+    "build_cases",
     "case_auc",
     "evaluate_ranking",
     "hit_rate_at_k",

@@ -150,14 +150,18 @@ class RankedScores:
         return above, tied
 
     def case_metrics(self, relevant: np.ndarray | Coordinates, ks: Sequence[int],
-                     ignore: np.ndarray | Coordinates | None = None) -> dict[str, np.ndarray]:
+                     ignore: np.ndarray | Coordinates | None = None,
+                     n_targets: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Per-case metrics for the ``relevant`` candidates (a bool mask or (rows, cols)).
 
         Candidates in ``ignore`` are removed from the ranking altogether (neither hits nor misses;
-        they take no position); an ignored candidate is never relevant. Returns arrays of length
+        they take no position); an ignored candidate is never relevant. ``n_targets`` (per case)
+        counts targets that are not among the candidates too (a recall stage missed them): they
+        are misses, in Recall's denominator and in NDCG's ideal DCG. Returns arrays of length
         n_cases: ``hr@k``, ``ndcg@k``, ``recall@k``, ``mrr@k``, ``hits@k`` (for top-K accuracy),
-        ``auc`` (NaN when undefined), ``n_relevant`` and ``n_candidates`` (left after ``ignore``).
-        A case with no relevant candidate gets 0 everywhere (AUC NaN); callers leave it out.
+        ``auc`` over the candidates (NaN when undefined), ``n_relevant`` (targets, listed or not),
+        ``n_listed`` (targets among the candidates) and ``n_candidates`` (left after ``ignore``).
+        A case with no target gets 0 everywhere (AUC NaN); callers leave it out.
         """
         n_cases, n = self.shape
         rel_cells = self._cells(relevant)
@@ -204,9 +208,15 @@ class RankedScores:
         ranks = kept_above + kept_nonrel_tied + index_in_tie[sel]
         neg_above = kept_above - rel_above[sel]
 
-        n_relevant = np.bincount(rows_r, minlength=n_cases)
+        n_listed = np.bincount(rows_r, minlength=n_cases)
         n_candidates = n - np.bincount(rows[~is_rel], minlength=n_cases)
-        out: dict[str, np.ndarray] = {"n_relevant": n_relevant, "n_candidates": n_candidates}
+        if n_targets is None:
+            n_relevant = n_listed
+        else:
+            n_relevant = np.asarray(n_targets, dtype=np.int64)
+            if n_relevant.shape != (n_cases,) or (n_relevant < n_listed).any():
+                raise ValueError("n_targets must give, per case, at least the number of relevant candidates")
+        out: dict[str, np.ndarray] = {"n_relevant": n_relevant, "n_listed": n_listed, "n_candidates": n_candidates}
         first = np.full(n_cases, np.iinfo(np.int64).max)
         np.minimum.at(first, rows_r, ranks)
         has_rel = n_relevant > 0
@@ -224,7 +234,7 @@ class RankedScores:
             out[f"mrr@{k}"] = np.where(first < k, 1.0 / (first + 1.0), 0.0)
         # AUC = 1 - (pairs with the non-relevant item strictly above + half the tied pairs) / pairs.
         wrong = np.bincount(rows_r, weights=neg_above + 0.5 * kept_nonrel_tied, minlength=n_cases)
-        pairs = n_relevant * (n_candidates - n_relevant)
+        pairs = n_listed * (n_candidates - n_listed)
         with np.errstate(invalid="ignore", divide="ignore"):
             out["auc"] = np.where(pairs > 0, 1.0 - wrong / pairs, np.nan)
         return out

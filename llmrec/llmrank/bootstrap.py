@@ -4,9 +4,9 @@ LLMs favour candidates by where they stand in the prompt (LLMRank, section 4.3).
 asks about B orders of the same candidates and sums the scores, so no single position decides.
 The orders depend only on the seed and the candidate ids, never on which candidate is the target.
 
-The position-bias report keeps each evaluation user's random negatives and puts the target at a
-fixed position (0, 5, 10, 15, 19 of 20); a scorer free of position bias has the same NDCG at every
-position.
+The position-bias report keeps each case's negatives in their order and puts the target at a
+fixed position (0, 5, 10, 15, 19 of 20); each position's lists go through the one evaluator as
+given candidates. A scorer free of position bias has the same NDCG at every position.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from llmrec.eval.metrics import RankedScores, aggregate
-from llmrec.llmrank.candidates import ProtocolCases, place_target
+from llmrec.candidates import CandidateLists
+from llmrec.eval import RankingEvaluator
 from llmrec.scoring import Scorer
 
 DEFAULT_POSITIONS = (0, 5, 10, 15, 19)
-DEFAULT_KS = (1, 5, 10, 20)
 
 
 def bootstrap_orders(candidates: Sequence[str], copies: int, seed: int = 0) -> list[np.ndarray]:
@@ -45,42 +44,35 @@ def borda_scores(order: Sequence[int], n: int) -> np.ndarray:
     return scores
 
 
-def ranking_metrics(scores: np.ndarray, candidates: Sequence[Sequence[str]],
-                    targets: Sequence[Sequence[str]], ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
-    """Mean HR/NDCG/MRR@K over cases for per-case candidate lists and each case's target(s).
+def place_target(negatives: Sequence[int], target: int, position: int) -> np.ndarray:
+    """The list with ``target`` inserted at ``position`` of ``negatives``."""
+    if not 0 <= position <= len(negatives):
+        raise ValueError(f"position {position} outside 0..{len(negatives)}")
+    out = list(negatives)
+    out.insert(position, target)
+    return np.asarray(out, dtype=np.int64)
 
-    Unlike the evaluator's sampled mode, a case whose targets are all missing from its candidates
-    counts as a miss (metrics 0): what a recall-then-rank pipeline (multi-channel) must report.
-    Ties are broken against the scorer, as in ``llmrec.eval.metrics``.
+
+def position_bias_report(scorer: Scorer, evaluator: RankingEvaluator,
+                         positions: Sequence[int] = DEFAULT_POSITIONS) -> dict:
+    """NDCG/HR/MRR with the target moved to each fixed position of ``evaluator``'s sampled lists.
+
+    Needs single-target cases (leave-one-out, predefined); others are an error, not skipped silently.
     """
-    relevant = np.array([[str(c) in {str(t) for t in ts} for c in cands]
-                         for cands, ts in zip(candidates, targets)], dtype=bool)
-    per_case = RankedScores(np.asarray(scores, dtype=np.float64)).case_metrics(relevant, ks)
-    metrics = aggregate(per_case, ks)
-    return {k: v for k, v in metrics.items() if k.split("@")[0] in ("hr", "ndcg", "mrr")}
-
-
-def position_bias_report(
-    scorer: Scorer,
-    cases: ProtocolCases,
-    positions: Sequence[int] = DEFAULT_POSITIONS,
-    ks: Sequence[int] = DEFAULT_KS,
-) -> dict:
-    """HR/NDCG/MRR@K with the target moved to each fixed position of the protocol's lists.
-
-    Every case keeps its own negatives in their (shuffled) order; only the target's place changes
-    between rows. Cases with more than one target are left out (counted).
-    """
-    single = [i for i, ts in enumerate(cases.targets) if len(ts) == 1]
-    histories = [cases.histories[i] for i in single]
-    targets = [cases.targets[i] for i in single]
-    negatives = [[c for c in cases.candidates[i] if c != cases.targets[i][0]] for i in single]
-    n = len(negatives[0]) + 1 if negatives else 0
-    by_position: dict[int, dict[str, float]] = {}
+    lists = evaluator.candidates.lists
+    if evaluator.candidates.mode != "sampled" or lists is None:
+        raise ValueError("the position-bias report needs a sampled-candidates evaluator (the LLMRank protocol)")
+    targets = evaluator.eval_cases.target_items_of()
+    if any(len(t) != 1 for t in targets):
+        raise ValueError("the position-bias report needs one target per case (leave-one-out or predefined splits)")
+    negatives = [[int(i) for i in cand if i != t[0]] for cand, t in zip(lists, targets)]
+    by_position: dict[int, dict] = {}
     for position in positions:
-        if not 0 <= position < n:
-            raise ValueError(f"position {position} outside 0..{n - 1}")
-        candidates = [place_target(neg, ts[0], position) for neg, ts in zip(negatives, targets)]
-        scores = scorer.score(histories, candidates)
-        by_position[int(position)] = ranking_metrics(scores, candidates, targets, ks)
-    return {"positions": by_position, "cases": len(single), "skipped_multi_target": len(cases) - len(single)}
+        if not 0 <= position <= len(negatives[0]):
+            raise ValueError(f"position {position} outside 0..{len(negatives[0])}")
+        placed = CandidateLists("given", f"target-at-{position}",
+                                [place_target(neg, int(t[0]), position) for neg, t in zip(negatives, targets)])
+        at = RankingEvaluator(evaluator.split, evaluator.config, candidates=placed)
+        result = at(scorer)
+        by_position[int(position)] = {k: result[k] for k in result if k.split("@")[0] in ("hr", "ndcg", "mrr")}
+    return {"positions": by_position, "cases": len(negatives)}

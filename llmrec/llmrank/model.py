@@ -56,6 +56,8 @@ class RerankStats:
     """Candidates the answers ranked (the rest came from the fallback)."""
     offered: int = 0
     """Candidates the answers were asked to rank."""
+    rejected: int = 0
+    """Candidates the answers explicitly rejected ("I would avoid [5]"): not ranked, left to the fallback."""
     examples: list[str] = field(default_factory=list)
 
     def add_parse(self, result: ParseResult, n_candidates: int, answer: str) -> None:
@@ -67,6 +69,7 @@ class RerankStats:
         self.duplicates += result.duplicates
         self.ranked += len(result.order)
         self.offered += n_candidates
+        self.rejected += len(result.rejected)
         if len(self.examples) < 3:
             self.examples.append(answer[:500])
 
@@ -74,12 +77,13 @@ class RerankStats:
         out = asdict(self)
         named = self.ranked + self.out_of_candidate + self.duplicates
         out.update({
-            "seconds_per_user": self.seconds / self.users if self.users else float("nan"),
+            "seconds_per_user": self.seconds / self.users if self.users else None,
             "parse_failure_rate": self.failed_answers / self.answers if self.answers else None,
             "unparseable_line_rate": self.unparseable_lines / self.lines if self.lines else None,
             "out_of_candidate_rate": self.out_of_candidate / named if named else None,
             "duplicate_rate": self.duplicates / named if named else None,
             "ranked_fraction": self.ranked / self.offered if self.offered else None,
+            "rejected_rate": self.rejected / self.answers if self.answers else None,  # rejections per answer
         })
         return out
 
@@ -136,7 +140,7 @@ class LLMRankScorer:
         if n > MAX_CANDIDATES:
             raise ValueError(f"LLMRank reranks short candidate lists (every candidate goes into the prompt); got "
                              f"{n} per user, at most {MAX_CANDIDATES}. Rank sampled or recalled candidates "
-                             "(the evaluator's sampled mode, llmrank_protocol, MultiChannelRecall), not the catalogue")
+                             "(the evaluator's sampled, recalled or given modes), not the catalogue")
         scores = np.zeros((len(histories), n), dtype=np.float64)
         if n == 0 or not histories:
             return scores
@@ -222,6 +226,18 @@ class LLMRankScorer:
         self._checked_labels.add(len(labels))
 
     # --- report ------------------------------------------------------------------------------
+    def diagnostics(self) -> dict:
+        """Parse outcomes and timing, attached by the evaluator to each result."""
+        stats = self.stats.as_dict()
+        out = {k: stats[k] for k in ("parse_failure_rate", "unparseable_line_rate", "out_of_candidate_rate",
+                                     "rejected_rate", "seconds_per_user", "users", "prompts") if k in stats}
+        if stats.get("examples"):
+            out["first_answer"] = stats["examples"][0][:200]
+        usage = getattr(self.llm, "usage", None)
+        if usage is not None:
+            out["usage"] = asdict(usage)
+        return out
+
     def report(self) -> dict:
         usage = getattr(self.llm, "usage", None)
         return {

@@ -8,11 +8,8 @@ be changed by an item. Templates receive only quoted text.
 
 from __future__ import annotations
 
-import html
 import json
-import re
 import string
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +20,7 @@ import pandas as pd
 
 from llmrec.data.schema import ITEM, TIME, USER
 from llmrec.llm.base import Prompt
+from llmrec.llm.sanitize import clean_catalogue_text
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts" / "llmrank"
 
@@ -40,28 +38,17 @@ DOMAIN_VERBS: dict[str, tuple[str, str]] = {
 #: First-token mode labels: one character each, so each is a single token in every tokenizer we ship.
 LETTERS = string.ascii_uppercase + string.ascii_lowercase
 
-# Chat control tokens written out as text (<|im_start|>, <start_of_turn>, </s>): tokenizers turn
-# them into real special tokens, which would let an item open a new chat turn.
-_CONTROL_TOKEN = re.compile(r"<(\|?/?[A-Za-z_][\w.-]*\|?)>")
-
-
 def quote_item(text: object, max_chars: int = 120) -> str:
-    """One safe line for an item: whitespace collapsed, control characters and chat control tokens
-    neutralised, cut to ``max_chars``, then JSON-quoted (inner quotes and backslashes escaped)."""
+    """One safe line for an item, JSON-quoted (inner quotes and backslashes escaped): the text goes
+    through ``llmrec.llm.sanitize.clean_catalogue_text``, shared by every prompt that carries
+    catalogue text (chat markers such as ``<|im_start|>``, ``[INST]``, ``<<SYS>>`` neutralised)."""
     return json.dumps(clean_item_text(text, max_chars), ensure_ascii=False)
 
 
 def clean_item_text(text: object, max_chars: int = 120) -> str:
-    """The unquoted single-line form of an item's text (what scoring mode asks the model to write)."""
-    # html.unescape: scraped catalogues (Amazon) carry "&amp;" and the like, which only confuse a model.
-    value = "" if text is None else unicodedata.normalize("NFKC", html.unescape(str(text)))
-    value = _CONTROL_TOKEN.sub(r"‹\1›", value)
-    # Newlines, tabs and other non-printables become spaces: no item can start a new prompt line.
-    value = "".join(ch if ch.isprintable() else " " for ch in value)
-    value = " ".join(value.split())
-    if len(value) > max_chars:
-        value = value[: max_chars - 1].rstrip() + "…"
-    return value
+    """The unquoted single-line form of an item's text (what scoring mode asks the model to write,
+    and what the parser matches titles against): the same cleaning as :func:`quote_item`."""
+    return clean_catalogue_text(text, max_chars)
 
 
 @dataclass

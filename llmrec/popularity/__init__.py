@@ -1,5 +1,6 @@
-"""Popularity: the baseline every recommender must beat."""
+"""Popularity and the item prior: the baselines every recommender must beat."""
 
-from llmrec.popularity.model import PopularityScorer
+from llmrec.popularity.config import ItemPriorConfig
+from llmrec.popularity.model import ItemPriorScorer, PopularityScorer
 
-__all__ = ["PopularityScorer"]
+__all__ = ["ItemPriorConfig", "ItemPriorScorer", "PopularityScorer"]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from llmrec.registry import BuildContext, register_scorer
+from llmrec.sasrec.config import SASRecConfig
 from llmrec.sasrec.data import ItemVocabulary
 from llmrec.sasrec.model import PAD, SASRec
 from llmrec.scoring import Candidates, Histories, check_scores, is_shared
@@ -54,7 +56,7 @@ class SASRecScorer:
         table = self.model.item_emb.weight.detach().cpu()
         n = len(histories)
         if is_shared(candidates):
-            cols = self.vocabulary.rows(list(candidates))
+            cols = self.vocabulary.rows([str(c) for c in candidates])
             scores = (users @ table[torch.from_numpy(cols)].T).numpy().astype(np.float64)
             known = np.broadcast_to(cols != PAD, scores.shape)
         else:
@@ -70,3 +72,19 @@ class SASRecScorer:
             floor = np.where(np.isfinite(floor), floor, 0.0)
             scores = np.where(known, scores, floor - 1.0)
         return check_scores(scores, n, scores.shape[1], self.name)
+
+
+def build_sasrec(context: BuildContext, config: SASRecConfig) -> SASRecScorer:
+    """Load ``context.load['sasrec']``, or train on the events known before the evaluated part."""
+    from llmrec.sasrec.train import train_sasrec
+
+    saved = context.load_dir("sasrec")
+    if saved:
+        model, items = SASRec.from_pretrained(saved)
+        return SASRecScorer(model, ItemVocabulary(items))
+    model, vocabulary = train_sasrec(context.split, config, part=context.part)
+    return SASRecScorer(model, vocabulary)
+
+
+register_scorer("sasrec", build_sasrec, SASRecConfig, "SASRec: causal self-attention over item ids (trained)",
+                trains=True)

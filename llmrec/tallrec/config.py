@@ -2,11 +2,18 @@
 Large Language Model with Recommendation", RecSys 2023): LoRA instruction tuning of a causal LM
 that answers "Yes." or "No." to "will the user like this item?", scored as P(Yes).
 
-One dataclass holds every knob with its help text; ``to_sft_config`` turns it into trl's
-``SFTConfig`` (the training loop is trl's, not ours) and ``lora_config`` into peft's ``LoraConfig``.
-Defaults are TALLRec's (r 8, alpha 16, dropout 0.05, q/v projections, lr 1e-4) except where a CPU
-needs otherwise (fp32, no gradient checkpointing); the GPU path is behind ``bf16`` / ``load_in_4bit``
-/ ``gradient_checkpointing``.
+``TallRecConfig`` stands on the shared trainer settings (``llmrec.training.TrainerSettings``:
+epochs, batch_size, learning_rate, bf16, gradient_checkpointing, ...) and adds the model, LoRA,
+prompt, few-shot and early-stopping knobs. ``to_sft_config`` builds trl's ``SFTConfig`` through
+the same mapping as every other method (``training_arguments(..., args_cls=SFTConfig)``);
+``lora_config`` builds peft's ``LoraConfig``. Defaults are TALLRec's (r 8, alpha 16, dropout
+0.05, q/v projections, lr 1e-4) except where a CPU needs otherwise (fp32, no gradient
+checkpointing); the GPU path is behind ``bf16`` / ``load_in_4bit`` / ``gradient_checkpointing``.
+
+As the registered ``tallrec`` scorer (``llmrec evaluate --scorers tallrec``) the same config picks
+what the builder does: ``--load tallrec=FOLDER`` loads a saved adapter; ``zero_shot`` scores with
+the untrained base model; otherwise it trains on examples built from the known events and saves
+the adapter to ``output_dir``.
 """
 
 from __future__ import annotations
@@ -14,16 +21,21 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from llmrec.training import TrainerSettings, training_arguments
+
 SAMPLING = ("group_by_length", "random")
+
+#: Field names of adapters saved before TallRecConfig stood on TrainerSettings -> today's names.
+RENAMED_FIELDS = {"num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size"}
 
 
 @dataclass
-class TallRecConfig:
+class TallRecConfig(TrainerSettings):
     """Model, adapter, prompt and training settings of one TALLRec run."""
 
     model: str = field(default="smollm2-135m", metadata={
         "help": "base causal LM: a packaged model (smollm2-135m, qwen2.5-0.5b, gemma3-270m), a local "
-                "transformers folder, or a hub id (only when HF_HUB_OFFLINE is unset)"})
+                "transformers folder, a .gguf file, or a hub id (only when HF_HUB_OFFLINE is unset)"})
     # ---- LoRA (TALLRec's values)
     lora_r: int = field(default=8, metadata={"help": "LoRA rank r"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha (the update is scaled by alpha / r)"})
@@ -34,31 +46,44 @@ class TallRecConfig:
     template: str = field(default="alpaca", metadata={
         "help": "prompt template under prompts/tallrec/ (alpaca: TALLRec's own wrapper), a .j2 path, "
                 "or 'chat' to put instruction + input into one user turn of the tokenizer's chat template"})
+    history_len: int = field(default=10, metadata={
+        "help": "as a scorer and when building examples: the most recent history items shown in a prompt "
+                "(TALLRec: 10), split into liked (rating > 3) and disliked"})
     answer_only_loss: bool = field(default=True, metadata={
         "help": "loss on the answer tokens only (trl completion_only_loss); off: on prompt and answer"})
     max_length: int = field(default=512, metadata={
         "help": "tokens per training example; longer prompts are cut from the left of the history so the "
                 "target and the answer always stay"})
-    # ---- optimisation
+    # ---- optimisation (the rest: llmrec.training.TrainerSettings)
     learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate (TALLRec: 1e-4)"})
-    num_train_epochs: float = field(default=10.0, metadata={
-        "help": "upper bound on epochs; early stopping may end sooner"})
-    max_steps: int = field(default=-1, metadata={"help": "if > 0, stop after this many optimizer steps"})
-    per_device_train_batch_size: int = field(default=4, metadata={"help": "examples per forward pass"})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "forward passes per optimizer step"})
-    warmup_steps: int = field(default=0, metadata={"help": "linear learning-rate warm-up steps"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    epochs: float = field(default=10.0, metadata={"help": "upper bound on epochs; early stopping may end sooner"})
+    batch_size: int = field(default=4, metadata={"help": "examples per forward pass"})
+    warmup_steps: float = field(default=0.0, metadata={
+        "help": "linear warm-up: a number of steps, or a fraction of all steps when below 1"})
     seed: int = field(default=42, metadata={"help": "seed of the training subset, LoRA init and data order"})
-    # ---- few-shot protocol and early stopping
+    output_dir: str = field(default="runs/tallrec", metadata={
+        "help": "where the guarded adapter is saved (trainer scratch files go to its 'trainer' sub-folder)"})
+    save_steps: int = field(default=0, metadata={
+        "help": "trainer checkpoints every this many steps (0: none; the final adapter is saved and checked "
+                "by llmrec's guards either way)"})
+    logging_steps: int = field(default=5, metadata={"help": "log the training loss every this many steps"})
+    # ---- what the registered scorer does, few-shot protocol and early stopping
+    zero_shot: bool = field(default=False, metadata={
+        "help": "as a scorer: P(Yes) of the untrained base model (no training, nothing saved); ignored when "
+                "a saved adapter is loaded"})
     shots: int = field(default=0, metadata={
-        "help": "train on a seeded random subset of this many examples (TALLRec: 16 / 64 / 256); 0 = all"})
+        "help": "train on a seeded random subset of this many examples (TALLRec: 16 / 64 / 256); 0 = all "
+                "(on a CPU, set it: the known events of ML-100K give ~80,000 examples)"})
+    early_stopping_share: float = field(default=0.1, metadata={
+        "help": "as a scorer: share of the examples built from known events, the latest by target time, "
+                "held out for early stopping (the rest, all earlier, train); 0: no early-stopping set"})
     eval_every_steps: int = field(default=0, metadata={
-        "help": "score the validation set every this many steps; 0 = once per epoch"})
+        "help": "score the early-stopping set every this many steps; 0 = once per epoch"})
     early_stopping_patience: int = field(default=3, metadata={
         "help": "stop after this many validation scorings without a better AUC; the best adapter is kept. "
                 "0 disables early stopping (the last adapter is kept)"})
     max_eval_examples: int = field(default=200, metadata={
-        "help": "validation examples scored for early stopping (a seeded subset when there are more); 0 = all"})
+        "help": "early-stopping examples scored (a seeded subset when there are more); 0 = all"})
     score_batch_size: int = field(default=8, metadata={"help": "prompts per scoring forward pass"})
     # ---- efficiency: GPU path and batching
     sampling: str = field(default="group_by_length", metadata={
@@ -68,17 +93,11 @@ class TallRecConfig:
     packing: bool = field(default=False, metadata={
         "help": "pack several examples into each max_length row (trl packing, best-fit); GPU with flash "
                 "attention recommended"})
-    bf16: bool = field(default=False, metadata={
-        "help": "bfloat16 mixed precision (GPU; on an AVX2-only CPU it is ~15x slower, so off by default)"})
     load_in_4bit: bool = field(default=False, metadata={
         "help": "QLoRA: load the base model in 4-bit NF4 with bitsandbytes (CUDA GPU and bitsandbytes needed)"})
-    gradient_checkpointing: bool = field(default=False, metadata={
-        "help": "recompute activations in the backward pass: less memory, ~30% slower (GPU, long prompts)"})
     device: str = field(default="auto", metadata={"help": "auto (cuda if present), cpu, cuda, cuda:1"})
     trust_remote_code: bool = field(default=False, metadata={
         "help": "allow a model folder's own Python code to run (off: built-in architectures only)"})
-    logging_steps: int = field(default=5, metadata={"help": "log the training loss every this many steps"})
-    report_to: str = field(default="none", metadata={"help": "trainer loggers: none, tensorboard, wandb, ..."})
 
     def __post_init__(self) -> None:
         if isinstance(self.target_modules, str):
@@ -90,8 +109,11 @@ class TallRecConfig:
             raise ValueError("TallRecConfig.target_modules is empty: name at least one module (e.g. q_proj)")
         if self.sampling not in SAMPLING:
             raise ValueError(f"TallRecConfig.sampling must be one of {list(SAMPLING)}, got {self.sampling!r}")
-        if self.shots < 0 or self.max_length < 8 or self.per_device_train_batch_size < 1:
-            raise ValueError("TallRecConfig: shots >= 0, max_length >= 8 and per_device_train_batch_size >= 1 needed")
+        if self.shots < 0 or self.max_length < 8 or self.batch_size < 1 or self.history_len < 1:
+            raise ValueError("TallRecConfig: shots >= 0, max_length >= 8, batch_size >= 1 and history_len >= 1 "
+                             f"needed; got {self.shots}, {self.max_length}, {self.batch_size}, {self.history_len}")
+        if not 0.0 <= self.early_stopping_share < 1.0:
+            raise ValueError(f"TallRecConfig.early_stopping_share must be in [0, 1), got {self.early_stopping_share}")
         if self.packing and self.pad_to_max_length:
             raise ValueError("TallRecConfig: packing and pad_to_max_length exclude each other")
 
@@ -100,7 +122,14 @@ class TallRecConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TallRecConfig:
-        known = {f.name for f in fields(cls)}
+        """A config from a dict (e.g. an adapter's tallrec.json); the field names of adapters saved
+        before the shared trainer settings (``num_train_epochs``, ``per_device_train_batch_size``)
+        still read. Unknown keys are ignored so newer records load in older code."""
+        known = {f.name for f in fields(cls) if f.init}
+        values = dict(values)
+        for old, new in RENAMED_FIELDS.items():
+            if old in values:
+                values.setdefault(new, values.pop(old))  # a record holding both spellings keeps today's
         return cls(**{k: v for k, v in values.items() if k in known})
 
     def lora_config(self) -> Any:
@@ -109,40 +138,23 @@ class TallRecConfig:
         return LoraConfig(r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
                           target_modules=list(self.target_modules), bias="none", task_type="CAUSAL_LM")
 
-    def to_sft_config(self, output_dir: str, **overrides: Any) -> Any:
-        """trl's ``SFTConfig`` for this run. Saving and evaluation are ours (guards, AUC callback)."""
+    def to_sft_config(self, output_dir: str | None = None, **overrides: Any) -> Any:
+        """trl's ``SFTConfig`` for this run, through the shared trainer-settings mapping. Evaluation is
+        ours (the AUC early-stopping callback), so the trainer's own is off."""
         from trl import SFTConfig
 
-        use_cpu = self.device == "cpu"
         values: dict[str, Any] = dict(
-            output_dir=output_dir,
-            learning_rate=self.learning_rate,
-            num_train_epochs=self.num_train_epochs,
-            max_steps=self.max_steps,
-            per_device_train_batch_size=self.per_device_train_batch_size,
-            gradient_accumulation_steps=self.gradient_accumulation_steps,
-            warmup_steps=self.warmup_steps,
-            weight_decay=self.weight_decay,
-            seed=self.seed,
+            output_dir=output_dir or f"{self.output_dir}/trainer",
             data_seed=self.seed,
-            # trl turns bf16 on by default; on a CPU without native bf16 that is ~15x slower.
-            bf16=self.bf16,
             fp16=False,
-            use_cpu=use_cpu,
-            gradient_checkpointing=self.gradient_checkpointing,
+            use_cpu=self.device == "cpu",
             train_sampling_strategy="group_by_length" if self.sampling == "group_by_length" else "random",
             max_length=self.max_length,
             packing=self.packing,
             # Pad every batch to max_length: TALLRec's recipe, kept only as the comparison baseline.
             pad_to_multiple_of=self.max_length if self.pad_to_max_length else None,
             completion_only_loss=self.answer_only_loss,
-            logging_steps=self.logging_steps,
-            save_strategy="no",
             eval_strategy="no",
-            report_to=self.report_to,
-            remove_unused_columns=False,
-            dataloader_num_workers=0,
-            disable_tqdm=False,
         )
         values.update(overrides)
-        return SFTConfig(**values)
+        return training_arguments(self, args_cls=SFTConfig, **values)

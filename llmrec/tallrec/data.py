@@ -1,35 +1,42 @@
 """TALLRec instruction data: builders from interactions, MIND impressions and Amazon sequences,
-splits, and reading/writing TALLRec's Alpaca-style JSON.
+and reading/writing TALLRec's Alpaca-style JSON (splits: ``llmrec.tallrec.split``).
 
 Every builder returns ``InstructionExample``s: the TALLRec fields (instruction, input, output,
-label) plus where the example came from (user, target item, history item ids), so a split can be
-checked for leakage and a no-LLM baseline can score the same examples. Histories hold only events
-strictly before the target, so no example sees its own label.
+label) plus where the example came from (user, target item, history item ids, the target's
+timestamp), so a split can be checked for leakage and a no-LLM baseline can score the same
+examples. Histories hold only events before the target, so no example sees its own label.
 
 MovieLens the TALLRec way: a user's ratings in time order; for each rating with ``history_len``
-ratings before it, the previous ``history_len`` items are split into liked (rating > 3, the
-"preference") and not liked ("unpreference"), and the answer is whether the target's rating is > 3.
+ratings before it, the previous ``history_len`` items are split into liked (``is_liked``: rating
+> 3, the "preference") and not liked ("unpreference"), and the answer is whether the target is
+liked. :func:`question_example` renders one question from a history; the builders and the
+``tallrec`` scorer both call it, so a scored prompt is exactly a trained prompt. Catalogue text
+goes through ``llmrec.llm.sanitize.clean_catalogue_text`` in :func:`render_example`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from llmrec.data.loaders.tallrec import TallRecExample, read_tallrec_json
-from llmrec.data.schema import ITEM, LABEL, RATING, TIME, USER, Dataset
+from llmrec.data.schema import ITEM, LABEL, LIKE_THRESHOLD, RATING, TIME, USER, Dataset, is_liked
 from llmrec.errors import DataFormatError
+from llmrec.llm.sanitize import clean_catalogue_text
 from llmrec.tallrec.model import template_environment
 from llmrec.utils.io import atomic_write
 
-SPLIT_BY = ("example", "user")
+#: The label of a question rendered for scoring: its answer is what the model is asked for.
+UNLABELLED = -1
+# Titles repeat across tens of thousands of examples; the cleaner is pure, so clean each once.
+_clean = functools.lru_cache(maxsize=1 << 16)(clean_catalogue_text)
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,9 @@ class InstructionExample(TallRecExample):
     item_id: str = ""
     history: tuple[str, ...] = field(default_factory=tuple)
     """Item ids shown in the prompt (preference and unpreference), oldest first."""
+    timestamp: int | None = None
+    """When the target event happened (MIND: the impression). Questions sharing a history (the Yes/No
+    twins of ``sequence_examples``, one MIND impression) share it, so a split by time keeps them together."""
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -50,12 +60,33 @@ class InstructionExample(TallRecExample):
 
 def render_example(preference: Sequence[str], unpreference: Sequence[str], target: str, label: int,
                    domain: str = "movie", **provenance) -> InstructionExample:
-    """One example in TALLRec's exact wording (prompts/tallrec/instruction.j2 and input.j2)."""
+    """One example in TALLRec's exact wording (prompts/tallrec/instruction.j2 and input.j2).
+
+    Every title goes through the project's one catalogue-text cleaner here, the one place TALLRec
+    puts item text into a prompt: a title can never break the quoting or open an Alpaca section.
+    """
     env = template_environment()
     instruction = env.get_template("instruction.j2").render(domain=domain).strip()
-    text = env.get_template("input.j2").render(preference=list(preference), unpreference=list(unpreference),
-                                               target=target, domain=domain).strip()
-    return InstructionExample(instruction, text, "Yes." if label == 1 else "No.", int(label), **provenance)
+    text = env.get_template("input.j2").render(preference=[_clean(t) for t in preference],
+                                               unpreference=[_clean(t) for t in unpreference],
+                                               target=_clean(target), domain=domain).strip()
+    output = "Yes." if label == 1 else "No." if label == 0 else ""
+    return InstructionExample(instruction, text, output, int(label), **provenance)
+
+
+def question_example(items: Sequence[str], liked: Sequence[bool], target: str, titles: Mapping[str, str],
+                     domain: str, label: int = UNLABELLED, **provenance) -> InstructionExample:
+    """The question about ``target`` after the history ``items`` (oldest first, already cut to the
+    window shown; ``liked`` aligned): items without a title are left out, as the builders do."""
+    window = [(i, bool(like)) for i, like in zip(items, liked, strict=True) if i in titles]
+    return render_example([titles[i] for i, like in window if like], [titles[i] for i, like in window if not like],
+                          titles.get(target, str(target)), label, domain,
+                          history=tuple(i for i, _ in window), item_id=str(target), **provenance)
+
+
+def prompt_domain(dataset: Dataset, default: str = "movie") -> str:
+    """The noun of the prompts: the data set's domain, ``default`` when it only says "item"."""
+    return dataset.domain if dataset.domain != "item" else default
 
 
 def item_titles(dataset: Dataset) -> dict[str, str]:
@@ -69,35 +100,38 @@ def item_titles(dataset: Dataset) -> dict[str, str]:
     return {str(i): str(t).strip() for i, t in titles.items() if isinstance(t, str) and t.strip()}
 
 
-def movielens_examples(dataset: Dataset, history_len: int = 10, like_threshold: float = 3.0,
+def movielens_examples(dataset: Dataset, history_len: int = 10, like_threshold: float = LIKE_THRESHOLD,
                        min_history: int | None = None) -> list[InstructionExample]:
-    """TALLRec's MovieLens examples: liked = rating > ``like_threshold``; see the module docstring.
+    """TALLRec's MovieLens examples: liked = ``is_liked(rating, like_threshold)``; see the module docstring.
 
     ``min_history``: fewest earlier ratings a target needs (default ``history_len``: a full window).
     """
     if RATING not in dataset.interactions.columns:
         raise DataFormatError(dataset.source or dataset.name, f"a '{RATING}' column", field=RATING,
                               got=list(dataset.interactions.columns))
+    return rating_examples(dataset.interactions, item_titles(dataset), prompt_domain(dataset), history_len,
+                           like_threshold, min_history)
+
+
+def rating_examples(events: pd.DataFrame, titles: Mapping[str, str], domain: str = "movie", history_len: int = 10,
+                    like_threshold: float = LIKE_THRESHOLD, min_history: int | None = None) -> list[InstructionExample]:
+    """The MovieLens way over any rated ``events`` (e.g. only the events known before a test part)."""
     min_history = history_len if min_history is None else min_history
     if not 1 <= min_history <= history_len:
         raise ValueError(f"need 1 <= min_history <= history_len, got {min_history} and {history_len}")
-    titles = item_titles(dataset)
-    domain = dataset.domain if dataset.domain != "item" else "movie"
     examples: list[InstructionExample] = []
-    # Interactions are sorted by (user, time) with a stable sort (schema), so "before" is the file order on ties.
-    for user, events in dataset.interactions.groupby(USER, sort=True):
-        items = events[ITEM].to_list()
-        ratings = events[RATING].to_numpy()
+    # Sorted by (user, time) with a stable sort (as the schema does), so "before" is the file order on ties.
+    events = events.sort_values([USER, TIME], kind="stable")
+    for user, group in events.groupby(USER, sort=True):
+        items = [str(i) for i in group[ITEM].to_list()]
+        liked = is_liked(group[RATING].to_numpy(dtype=float), like_threshold)
+        times = group[TIME].to_numpy()
         for i in range(min_history, len(items)):
             lo = max(0, i - history_len)
-            window = [(items[j], ratings[j]) for j in range(lo, i) if items[j] in titles]
-            if items[i] not in titles or not window:
+            if items[i] not in titles or not any(it in titles for it in items[lo:i]):
                 continue
-            examples.append(render_example(
-                [titles[it] for it, r in window if r > like_threshold],
-                [titles[it] for it, r in window if r <= like_threshold],
-                titles[items[i]], int(ratings[i] > like_threshold), domain,
-                user_id=str(user), item_id=str(items[i]), history=tuple(it for it, _ in window)))
+            examples.append(question_example(items[lo:i], liked[lo:i], items[i], titles, domain, int(liked[i]),
+                                             user_id=str(user), timestamp=int(times[i])))
     return examples
 
 
@@ -136,7 +170,7 @@ def mind_examples(dataset: Dataset, history_len: int = 10, negatives_per_impress
         for item, label in [(i, 1) for i in positives] + [(i, 0) for i in negatives]:
             examples.append(render_example([titles[i] for i in liked], [titles[i] for i in disliked], titles[item],
                                            label, "news", user_id=str(user), item_id=str(item),
-                                           history=tuple(liked + disliked)))
+                                           history=tuple(liked + disliked), timestamp=when))
     return examples
 
 
@@ -144,6 +178,7 @@ def sequence_examples(dataset: Dataset, history_len: int = 10, seed: int = 0,
                       max_users: int | None = None) -> list[InstructionExample]:
     """From next-item sequences (Amazon): per user, the true next item (Yes) and one seeded
     random catalogue item the user never interacted with (No); all history items are preferences.
+    The two twins share the history and the target's timestamp, so every split keeps them together.
 
     Uses the data set's predefined sequences (``eval_sequences``) when it has them, else each
     user's last interaction as the target.
@@ -151,15 +186,18 @@ def sequence_examples(dataset: Dataset, history_len: int = 10, seed: int = 0,
     titles = item_titles(dataset)
     pool = sorted(titles)
     rng = random.Random(seed)
+    inter = dataset.interactions
+    # The time of a (user, item) event: its last occurrence (a predefined target is its user's last event).
+    when = {(str(u), str(i)): int(t) for u, i, t in inter[[USER, ITEM, TIME]].itertuples(index=False)}
     if dataset.eval_sequences is not None:
         sequences = [(str(u), list(h), str(t)) for u, h, t in dataset.eval_sequences[[USER, "history", "target"]]
                      .itertuples(index=False)]
     else:
         sequences = [(str(u), g[ITEM].to_list()[:-1], g[ITEM].iloc[-1])
-                     for u, g in dataset.interactions.groupby(USER, sort=True) if len(g) >= 2]
+                     for u, g in inter.groupby(USER, sort=True) if len(g) >= 2]
     if max_users is not None:
         sequences = sequences[:max_users]
-    domain = dataset.domain if dataset.domain != "item" else "item"
+    domain = prompt_domain(dataset, "item")
     examples: list[InstructionExample] = []
     for user, history, target in sequences:
         shown = [i for i in history if i in titles][-history_len:]
@@ -169,9 +207,10 @@ def sequence_examples(dataset: Dataset, history_len: int = 10, seed: int = 0,
         negative = rng.choice(pool)
         while negative in seen:
             negative = rng.choice(pool)
+        stamp = when.get((user, target))
         for item, label in ((target, 1), (negative, 0)):
             examples.append(render_example([titles[i] for i in shown], [], titles[item], label, domain,
-                                           user_id=user, item_id=item, history=tuple(shown)))
+                                           user_id=user, item_id=item, history=tuple(shown), timestamp=stamp))
     return examples
 
 
@@ -184,61 +223,12 @@ def build_examples(dataset: Dataset, history_len: int = 10, seed: int = 0) -> li
     return sequence_examples(dataset, history_len=history_len, seed=seed)
 
 
-def split_examples(examples: Sequence[InstructionExample], ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                   by: str = "example", seed: int = 42) -> dict[str, list[InstructionExample]]:
-    """Seeded train / valid / test split, 8:1:1 by default.
-
-    ``by="example"`` shuffles examples (TALLRec's way: a user's examples land in several parts, but
-    an example's own target never appears in its prompt); ``by="user"`` keeps each user in one part
-    (no user seen in training is evaluated).
-    """
-    if by not in SPLIT_BY:
-        raise ValueError(f"split by must be one of {list(SPLIT_BY)}, got {by!r}")
-    if len(ratios) != 3 or min(ratios) < 0 or not np.isclose(sum(ratios), 1.0):
-        raise ValueError(f"ratios must be three non-negative numbers summing to 1, got {ratios}")
-    rng = np.random.default_rng(seed)
-    if by == "example":
-        keys = np.arange(len(examples))
-    else:
-        keys = np.array(sorted({e.user_id for e in examples}))
-    keys = keys[rng.permutation(len(keys))]
-    n_train = int(round(ratios[0] * len(keys)))
-    n_valid = int(round(ratios[1] * len(keys)))
-    parts = {"train": keys[:n_train], "valid": keys[n_train:n_train + n_valid], "test": keys[n_train + n_valid:]}
-    if by == "example":
-        return {name: [examples[i] for i in sorted(idx)] for name, idx in parts.items()}
-    which = {u: name for name, users in parts.items() for u in users}
-    out: dict[str, list[InstructionExample]] = {"train": [], "valid": [], "test": []}
-    for e in examples:
-        out[which[e.user_id]].append(e)
-    return out
-
-
 def few_shot_subset(examples: Sequence[TallRecExample], shots: int, seed: int) -> list[TallRecExample]:
     """A seeded random subset of ``shots`` examples (all of them when ``shots`` is 0 or too large)."""
     if shots <= 0 or shots >= len(examples):
         return list(examples)
     rng = random.Random(seed)
     return [examples[i] for i in sorted(rng.sample(range(len(examples)), shots))]
-
-
-def prompt_key(example: TallRecExample) -> str:
-    """What identifies an example's question: its input text with whitespace normalised."""
-    return " ".join(example.input.split())
-
-
-def remove_overlap(examples: Iterable[InstructionExample], exclude: Iterable[TallRecExample]
-                   ) -> tuple[list[InstructionExample], int]:
-    """Drop examples whose question (history + target text) also appears in ``exclude``; returns
-    the kept examples and how many were dropped."""
-    banned = {prompt_key(e) for e in exclude}
-    kept, dropped = [], 0
-    for e in examples:
-        if prompt_key(e) in banned:
-            dropped += 1
-        else:
-            kept.append(e)
-    return kept, dropped
 
 
 def write_examples(path: str | Path, examples: Sequence[InstructionExample | TallRecExample]) -> Path:
@@ -262,9 +252,12 @@ def read_examples(path: str | Path) -> list[InstructionExample]:
         history = entry.get("history", [])
         if not isinstance(history, list):
             raise DataFormatError(path, "a list of item ids", field=f"[{index}].history", got=history)
+        stamp = entry.get("timestamp")
+        if stamp is not None and not isinstance(stamp, int):
+            raise DataFormatError(path, "an integer timestamp", field=f"[{index}].timestamp", got=stamp)
         out.append(InstructionExample(example.instruction, example.input, example.output, example.label,
                                       user_id=str(entry.get("user_id", "")), item_id=str(entry.get("item_id", "")),
-                                      history=tuple(str(h) for h in history)))
+                                      history=tuple(str(h) for h in history), timestamp=stamp))
     return out
 
 

@@ -22,6 +22,7 @@ import torch
 
 from llmrec.data.loaders.tallrec import TallRecExample
 from llmrec.llm.base import LLMError
+from llmrec.llm.registry import resolve_model
 from llmrec.tallrec.config import TallRecConfig
 from llmrec.tallrec.data import few_shot_subset
 from llmrec.tallrec.guards import (
@@ -33,32 +34,20 @@ from llmrec.tallrec.guards import (
     check_scores_reproduce,
 )
 from llmrec.tallrec.model import PromptEncoder, YesNoScorer
+from llmrec.training import resume_checkpoint
+from llmrec.utils.devices import resolve_device
 
 logger = logging.getLogger(__name__)
 PROBE_EXAMPLES = 8
 
 
 # ---------------------------------------------------------------------------------------- model
-def resolve_model_path(name: str) -> str:
-    """A packaged model name -> its converted transformers folder; anything else as given."""
-    from llmrec.llm.registry import PACKAGED_MODELS, packaged_model_folder
-
-    if name in PACKAGED_MODELS:
-        return str(packaged_model_folder(name))
-    return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
-
-
-def resolve_device(device: str) -> torch.device:
-    if device in ("", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def load_base(config: TallRecConfig) -> tuple[Any, Any]:
     """The base causal LM and its tokenizer, on the configured device (4-bit with ``load_in_4bit``)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = resolve_model_path(config.model)
+    location = resolve_model(config.model)  # the one model-path resolver (packaged names, .gguf, folders)
+    path = str(location.folder) if location.folder is not None else str(location.hub_id)
     device = resolve_device(config.device)
     kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
     if config.load_in_4bit:
@@ -74,7 +63,7 @@ def load_base(config: TallRecConfig) -> tuple[Any, Any]:
         kwargs["device_map"] = {"": device.index or 0}
     kwargs["dtype"] = torch.bfloat16 if config.bf16 else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    model: Any = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     if not config.load_in_4bit:
         model = model.to(device)
     if tokenizer.pad_token is None:
@@ -193,13 +182,15 @@ def encoded_dataset(encoder: PromptEncoder, examples: Sequence[TallRecExample]) 
 
 
 def train_tallrec(config: TallRecConfig, train_examples: Sequence[TallRecExample],
-                  valid_examples: Sequence[TallRecExample] = (), output_dir: str | Path = "runs/tallrec",
+                  valid_examples: Sequence[TallRecExample] = (), output_dir: str | Path | None = None,
                   model: Any = None, tokenizer: Any = None) -> TrainResult:
     """Fine-tune with LoRA on ``train_examples`` (a seeded ``config.shots`` subset when set).
 
     ``valid_examples`` (a seeded ``max_eval_examples`` subset) drive early stopping on AUC; without
-    them the adapter after the last step is kept. ``model``/``tokenizer``: an already loaded base
-    model (tests, repeated runs); it is wrapped in place, so pass a fresh one per run.
+    them the adapter after the last step is kept. ``output_dir``: the trainer's scratch folder
+    (default ``<config.output_dir>/trainer``; the adapter itself is written by :func:`save_adapter`).
+    ``model``/``tokenizer``: an already loaded base model (tests, repeated runs); it is wrapped in
+    place, so pass a fresh one per run.
     """
     from trl import SFTTrainer
 
@@ -215,7 +206,7 @@ def train_tallrec(config: TallRecConfig, train_examples: Sequence[TallRecExample
     scorer = YesNoScorer(peft_model, tokenizer, template=config.template, max_length=config.max_length,
                          batch_size=config.score_batch_size)
     dataset = encoded_dataset(scorer.encoder, subset)
-    args = config.to_sft_config(str(output_dir))
+    args = config.to_sft_config(None if output_dir is None else str(output_dir))
     callbacks = []
     early = None
     if valid:
@@ -229,7 +220,7 @@ def train_tallrec(config: TallRecConfig, train_examples: Sequence[TallRecExample
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_checkpoint(config, "TALLRec", folder=args.output_dir))
     seconds = time.perf_counter() - started
     peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
     peft_model.eval()
@@ -325,8 +316,9 @@ def few_shot_protocol(config: TallRecConfig, train_examples: Sequence[TallRecExa
         for seed in seeds:
             run_config = TallRecConfig.from_dict({**config.to_dict(), "shots": k, "seed": seed})
             model, tokenizer = load()
-            result = train_tallrec(run_config, train_examples, valid_examples, output_dir=f"runs/tallrec-{k}-{seed}",
-                                   model=model, tokenizer=tokenizer)
+            result = train_tallrec(run_config, train_examples, valid_examples,
+                                   output_dir=f"{config.output_dir}/trainer-{k}-{seed}", model=model,
+                                   tokenizer=tokenizer)
             test = result.scorer.evaluate(test_examples)
             runs.append({"shots": k, "seed": seed, "test_auc": test["auc"], "valid_auc": result.best_valid_auc,
                          "best_step": result.best_step, "steps": result.steps, "train_seconds": result.seconds,

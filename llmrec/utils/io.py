@@ -5,21 +5,44 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+_UMASK_LOCK = threading.Lock()
+
 
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
+    """The process umask, read without changing it where the system allows.
+
+    ``os.umask`` can only be read by setting it; setting it to 0 for that moment would give a file
+    that another thread creates meanwhile mode 0666. Linux shows the value in /proc; elsewhere it
+    is set to the strict 0o077 for that moment instead (and the swap is serialised).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
     return mask
 
 
 def _publish(tmp: str | Path, path: Path) -> None:
-    # mkstemp creates files readable by the owner only; outputs should carry the usual permissions.
-    os.chmod(tmp, 0o666 & ~_umask())
+    # mkstemp creates files readable by the owner only (0600). Give the result the mode a plain
+    # open(path, "w") would: an existing file keeps its mode, a new one gets 0666 minus the umask.
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    os.chmod(tmp, mode)
     os.replace(tmp, path)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,9 @@ import pandas as pd
 from llmrec.errors import DataFormatError
 
 UnknownItemPolicy = Literal["error", "drop"]
+
+#: How to drop unknown items, worded for both entry points (the API and every data-loading command).
+UNKNOWN_ITEMS_HINT = "pass on_unknown_items='drop' (command line: --on-unknown-items drop) to drop and count them"
 
 SEPARATOR_NAMES = {"\t": "tab", ",": "comma", "|": "'|'", ";": "semicolon", " ": "space"}
 
@@ -43,6 +47,36 @@ def read_text(path: Path, encoding: str) -> str:
         raise DataFormatError(path, f"{name} text (byte {data[err.start]:#04x} at column "
                                     f"{err.start - begin + 1} is not valid {name})",
                               line=line, got=shown) from None
+
+
+def sniff_latin1_or_utf8(path: Path) -> str:
+    """``"utf-8-sig"`` for a file that is valid UTF-8 and not plain ASCII, else ``"latin-1"``.
+
+    For files documented as latin-1 (MovieLens 100K's ``u.item``) that a user re-saved as UTF-8:
+    latin-1 decodes any bytes, so reading such a file as latin-1 garbles every accented title
+    ("MisÃ©rables") without an error. Real latin-1 text with accents is almost never valid UTF-8
+    (an accented letter followed by ASCII is an invalid sequence). A file that mixes the two
+    fails with the line of its first UTF-8 sequence.
+    """
+    data = path.read_bytes()
+    if data.isascii():
+        return "latin-1"
+    try:
+        data.decode("utf-8")
+        return "utf-8-sig"  # "-sig": an editor's byte-order mark must not stick to the first id
+    except UnicodeDecodeError:
+        pass
+    # Latin-1 decoding of UTF-8 two-byte sequences gives "Ã©", "Ã¨", "Â " ...: mixed encodings.
+    text = data.decode("latin-1")
+    mixed = re.search(r"[ÂÃ][\x80-\xbf]", text)
+    if mixed:
+        line = text.count("\n", 0, mixed.start()) + 1
+        begin = text.rfind("\n", 0, mixed.start()) + 1
+        end = text.find("\n", mixed.start())
+        raise DataFormatError(path, "one encoding for the whole file (latin-1 as MovieLens ships it, or UTF-8); "
+                                    "this line holds UTF-8 bytes while others are latin-1", line=line,
+                              got=text[begin: end if end >= 0 else len(text)][:120])
+    return "latin-1"
 
 
 @dataclass
@@ -83,9 +117,21 @@ class RawTable:
             raise self.error(row, column, what)
         return values.astype("int64")
 
-    def numbers(self, column: str, what: str = "a number") -> pd.Series:
+    def numbers(self, column: str, what: str = "a number", *, low: float | None = None,
+                high: float | None = None, step: float | None = None) -> pd.Series:
+        """Finite numbers; with ``low`` / ``high`` / ``step`` also within the documented range and
+        on its grid (whole stars: ``step=1``), so an out-of-range rating is an error, not data."""
         values = pd.to_numeric(self.frame[column], errors="coerce")
-        row = self.first_bad(values.isna() | ~np.isfinite(values.fillna(0)))
+        bad = values.isna() | ~np.isfinite(values.fillna(0))
+        filled = values.fillna(low if low is not None else 0)
+        if low is not None:
+            bad |= filled < low
+        if high is not None:
+            bad |= filled > high
+        if step is not None:
+            base = low if low is not None else 0.0
+            bad |= ~np.isclose((filled - base) / step, np.round((filled - base) / step))
+        row = self.first_bad(bad)
         if row is not None:
             raise self.error(row, column, what)
         return values.astype("float64")
@@ -217,7 +263,7 @@ def require_known_items(
         row = int(np.flatnonzero(~known)[0])
         n_ids = int(item_ids[~known].nunique())
         raise table.error(row, column, f"an item id listed in {catalogue_file} ({n_bad} rows name {n_ids} "
-                                       f"unknown ids; pass on_unknown_items='drop' to drop and count them)")
+                                       f"unknown ids; {UNKNOWN_ITEMS_HINT})")
     return known, n_bad
 
 

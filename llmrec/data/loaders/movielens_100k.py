@@ -3,23 +3,35 @@
 * ``u.data``: ``user<TAB>item<TAB>rating<TAB>unix time``, no header.
 * ``u.item``: ``|``-separated, **latin-1** (titles such as "Misérables, Les (1995)"): id, title,
   release date, video release date, IMDb URL, then 19 genre flags in the order of ``u.genre``.
+  A copy re-saved as UTF-8 is detected and decoded as UTF-8, with a warning and
+  ``meta['u.item_encoding']`` saying so (reading it as latin-1 would garble every accented title).
+* Ratings are whole stars from 1 to 5; anything else is an error naming the line.
 * ``u.genre``: ``name|index``; ``u.user``: ``id|age|gender|occupation|zip``.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from llmrec.data.loaders._tables import UnknownItemPolicy, clean_text, read_table, require_known_items
+from llmrec.data.loaders._tables import (
+    UnknownItemPolicy,
+    clean_text,
+    read_table,
+    require_known_items,
+    sniff_latin1_or_utf8,
+)
 from llmrec.data.schema import ITEM, RATING, TIME, USER, Dataset
 from llmrec.errors import DataFormatError
 
 FILES = ("u.data", "u.item", "u.genre", "u.user")
 ENCODING = "latin-1"  # u.item is latin-1; the other files are ASCII, which latin-1 also reads
 ITEM_FIELDS = ("movie_id", "title", "release_date", "video_release_date", "imdb_url")
+
+log = logging.getLogger(__name__)
 
 
 def read_genres(path: Path) -> list[str]:
@@ -33,10 +45,10 @@ def read_genres(path: Path) -> list[str]:
     return table.frame["genre"].to_numpy()[order].tolist()
 
 
-def read_items(path: Path, genres: list[str]) -> pd.DataFrame:
+def read_items(path: Path, genres: list[str], encoding: str = ENCODING) -> pd.DataFrame:
     """The movie catalogue: title, release date, IMDb URL and a ``genres`` text ("Action, Comedy")."""
     names = ITEM_FIELDS + tuple(f"genre:{g}" for g in genres)
-    table = read_table(path, delimiter="|", names=names, encoding=ENCODING)
+    table = read_table(path, delimiter="|", names=names, encoding=encoding)
     table.unique("movie_id", "a movie id not listed before")
     table.integers("movie_id", "an integer movie id")
     flag_columns = [f"genre:{g}" for g in genres]
@@ -83,19 +95,23 @@ def load_ml_100k(folder: str | Path, *, on_unknown_items: UnknownItemPolicy = "e
     ``meta['dropped_unknown_items']``.
     """
     folder = Path(folder)
-    items = read_items(folder / "u.item", read_genres(folder / "u.genre"))
+    item_encoding = sniff_latin1_or_utf8(folder / "u.item")
+    if item_encoding != ENCODING:
+        log.warning("%s is UTF-8, not latin-1 as MovieLens ships it: decoded as UTF-8", folder / "u.item")
+    items = read_items(folder / "u.item", read_genres(folder / "u.genre"), encoding=item_encoding)
     ratings = read_table(folder / "u.data", delimiter="\t", names=(USER, ITEM, RATING, TIME),
                          encoding=ENCODING)
     inter = pd.DataFrame({
         # Ids stay the strings of the file (checked to be integers) so they match u.item exactly.
         USER: _checked_ids(ratings, USER, "an integer user id"),
         ITEM: _checked_ids(ratings, ITEM, "an integer movie id"),
-        RATING: ratings.numbers(RATING, "a rating from 1 to 5").to_numpy(),
+        RATING: ratings.numbers(RATING, "a rating from 1 to 5 (whole stars)", low=1, high=5, step=1).to_numpy(),
         TIME: ratings.integers(TIME, "a unix time in seconds").to_numpy(),
     })
     keep, dropped = require_known_items(ratings, ITEM, inter[ITEM], items.index, "u.item", on_unknown_items)
     users = read_users(folder / "u.user")
     return Dataset(
         name="ml-100k", interactions=inter[keep], items=items, users=users, domain="movie",
-        source=str(folder), meta={"dropped_unknown_items": dropped},
+        source=str(folder),
+        meta={"dropped_unknown_items": dropped, "u.item_encoding": "utf-8" if item_encoding != ENCODING else ENCODING},
     )

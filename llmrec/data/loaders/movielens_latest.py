@@ -72,7 +72,7 @@ def load_ml_latest_small(
     inter = pd.DataFrame({
         USER: ratings.frame["userId"].to_numpy(),
         ITEM: ratings.frame["movieId"].to_numpy(),
-        RATING: ratings.numbers("rating", "a rating from 0.5 to 5").to_numpy(),
+        RATING: ratings.numbers("rating", "a rating from 0.5 to 5 (half stars)", low=0.5, high=5, step=0.5).to_numpy(),
         TIME: ratings.integers("timestamp", "a unix time in seconds").to_numpy(),
     })
     keep, dropped = require_known_items(ratings, "movieId", inter[ITEM], items.index, "movies.csv",

@@ -23,6 +23,7 @@ counts such users).
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Literal
@@ -31,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from llmrec.data.loaders._tables import (
+    UNKNOWN_ITEMS_HINT,
     RawTable,
     UnknownItemPolicy,
     clean_text,
@@ -39,6 +41,8 @@ from llmrec.data.loaders._tables import (
 )
 from llmrec.data.schema import ITEM, TIME, USER, Dataset
 from llmrec.errors import DataFormatError
+
+log = logging.getLogger(__name__)
 
 HISTORY = "item_id_list"
 INTER_COLUMNS = (USER, HISTORY, ITEM)
@@ -98,7 +102,7 @@ def _check_events(
     if dropped and policy == "error":
         n_ids = events.loc[unknown, ITEM].nunique()
         raise fail(unknown, f"item ids listed in {catalogue_file} ({dropped} events name {n_ids} unknown "
-                            "ids; pass on_unknown_items='drop' to drop and count them)", ITEM)
+                            f"ids; {UNKNOWN_ITEMS_HINT})", ITEM)
     return events[~unknown], dropped
 
 
@@ -163,10 +167,16 @@ def _build(
     # Positions restart at 0 and stay consecutive per user after drops.
     interactions[TIME] = interactions.groupby(USER, sort=False).cumcount().to_numpy()
     eval_sequences = _eval_sequences(events)
+    # Catalogue items no interaction names still count in full ranking (the catalogue is the item
+    # file, as in the source's own evaluation): say how many, so the catalogue size is no surprise.
+    unused = int((~items.index.isin(interactions[ITEM].unique())).sum())
+    if unused:
+        log.warning("%s: %d of the %d items in %s are named by no interaction; they stay in the catalogue "
+                    "(meta['items_without_interactions'])", name, unused, len(items), catalogue_file)
     return Dataset(name=name, interactions=interactions, items=items, domain=domain, source=str(folder),
                    timestamps_are_order=True, eval_sequences=eval_sequences,
                    meta={"dropped_unknown_items": dropped, "histories_truncated_in_file": truncated,
-                         **(meta or {})})
+                         "items_without_interactions": unused, **(meta or {})})
 
 
 # --- LLMRank Amazon Games --------------------------------------------------------------------------
@@ -286,8 +296,11 @@ def load_amazon_scientific(
     if ids == "original":
         return _build("amazon-scientific", "product", folder, valid, items, f"{stem}.text", on_unknown_items,
                       train=train, user_map=user_of, item_map=asin_of, meta=meta)
-    # Integer ids: the catalogue is re-keyed by index; texts of ASINs without an index are dropped.
-    keyed = items[items.index.isin(asin_of.to_numpy())].copy()
+    # Integer ids: the catalogue is re-keyed by index; texts of ASINs without an index are dropped
+    # (and counted: they are catalogue entries in ids='original').
+    has_index = items.index.isin(asin_of.to_numpy())
+    meta["texts_without_index"] = int((~has_index).sum())
+    keyed = items[has_index].copy()
     keyed["asin"] = keyed.index.to_numpy()
     keyed.index = pd.Index(keyed.index.map(meta["item_index"]).astype(str), name=ITEM)
     return _build("amazon-scientific", "product", folder, valid, keyed, f"{stem}.text", on_unknown_items,
