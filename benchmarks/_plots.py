@@ -85,7 +85,28 @@ def _tallrec(data: dict):
     return fig
 
 
-PLOTTERS: dict[str, Callable[[dict], Figure]] = {"llmrank_games": _llmrank, "tallrec": _tallrec}
+def _coldstart(data: dict):
+    """Per data set: NDCG@10 over all test targets and over cold-start targets, per scorer."""
+    datasets = data["datasets"]
+    fig, axes = _figure(6.5 * len(datasets), 4.2, len(datasets))
+    for ax, (name, ds) in zip(axes, datasets.items()):
+        results = dict(ds["baselines"])
+        for model, entry in ds["llm"].items():
+            results.update({f"{scorer} ({model})": r for scorer, r in entry["results"].items()})
+        names = list(results)
+        x = np.arange(len(names))
+        for offset, slice_name in ((-0.2, "all"), (0.2, "cold")):
+            values = [results[n]["slices"][slice_name]["ndcg@10"] or 0.0 for n in names]
+            ax.bar(x + offset, values, width=0.4, label=f"{slice_name} targets")
+        ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel("NDCG@10 (full ranking)")
+        ax.set_title(f"{name}, temporal 70/30", fontsize=9)
+        ax.legend(fontsize=7)
+    return fig
+
+
+PLOTTERS: dict[str, Callable[[dict], Figure]] = {"llmrank_games": _llmrank, "tallrec": _tallrec,
+                                                 "coldstart": _coldstart}
 
 
 def plot(name: str, data: dict, path: Path) -> bool:

@@ -63,7 +63,7 @@ class BuildContext:
     def load_dir(self, name: str) -> str | None:
         return self.load.get(name)
 
-    def build(self, name: str, **options: Any) -> Scorer:
+    def build(self, name: str, /, **options: Any) -> Scorer:
         """Another registered scorer on the same split and part (for hybrids and recall channels)."""
         return build_scorer(name, self, **{**self.options.get(name, {}), **options})
 
@@ -136,7 +136,7 @@ def get_spec(name: str) -> ScorerSpec:
     return specs[name]
 
 
-def build_scorer(name: str, context: BuildContext, config: Any = None, **options: Any) -> Scorer:
+def build_scorer(name: str, context: BuildContext, config: Any = None, /, **options: Any) -> Scorer:
     """Build the scorer ``name`` for ``context`` (from ``config``, or a config made of ``options``)."""
     spec = get_spec(name)
     if config is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -76,7 +77,15 @@ def test_quickstart_command_prints_warm_and_cold_rows(data_dir, tmp_path):
     text = proc.stdout
     assert "cold-start" in text and "full" in text
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"embedding", "popularity", "itemcf"}
+    assert set(metrics) == {"embedding", "popularity", "itemcf", "hybrid"}
+    assert "In one line:" in text and "the hybrid's top 10" in text
+    after = text.split("the hybrid's top 10", 1)[1].splitlines()
+    listed = [line for line in after if re.match(r"^\s+\d+\. ", line)]
+    assert [int(line.split(".")[0]) for line in listed] == list(range(1, 11))
+    # The summary line agrees with the marks: "<hits> of these 10 were really watched".
+    hits = int(re.search(r"(\d+) of these 10 were really watched", text).group(1))
+    assert hits == sum("[watched]" in line for line in listed)
+    assert metrics["hybrid"]["diagnostics"]["weights"]  # fitted on validation, reported
     for result in metrics.values():
         assert result["mode"] == "full"
         assert {"all", "warm", "cold"} <= set(result["slices"])

@@ -13,7 +13,7 @@ import sys
 
 from llmrec import __version__
 
-COMMANDS = ["quickstart", "data", "embed", "evaluate", "rerank", "learn", "sasrec", "tallrec"]
+COMMANDS = ["quickstart", "data", "embed", "evaluate", "coldstart", "rerank", "learn", "sasrec", "tallrec"]
 
 
 def build_parser() -> argparse.ArgumentParser:

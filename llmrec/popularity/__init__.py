@@ -1,6 +1,6 @@
 """Popularity and the item prior: the baselines every recommender must beat."""
 
-from llmrec.popularity.config import ItemPriorConfig
-from llmrec.popularity.model import ItemPriorScorer, PopularityScorer
+from llmrec.popularity.config import ItemPriorConfig, NewestConfig
+from llmrec.popularity.model import ItemPriorScorer, NewestFirstScorer, PopularityScorer
 
-__all__ = ["ItemPriorConfig", "ItemPriorScorer", "PopularityScorer"]
+__all__ = ["ItemPriorConfig", "ItemPriorScorer", "NewestConfig", "NewestFirstScorer", "PopularityScorer"]
