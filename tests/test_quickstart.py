@@ -77,7 +77,7 @@ def test_quickstart_command_prints_warm_and_cold_rows(data_dir, tmp_path):
     text = proc.stdout
     assert "cold-start" in text and "full" in text
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"embedding", "popularity", "itemcf", "hybrid"}
+    assert set(metrics) == {"embedding", "popularity", "newest", "itemcf", "hybrid"}
     assert "In one line:" in text and "the hybrid's top 10" in text
     after = text.split("the hybrid's top 10", 1)[1].splitlines()
     listed = [line for line in after if re.match(r"^\s+\d+\. ", line)]
@@ -115,3 +115,17 @@ def test_notebook_runs_top_to_bottom(data_dir, tmp_path):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     printed = "".join(o.get("text", "") for o in outputs)
     assert "popularity" in printed and "embedding" in printed
+
+
+def test_the_headline_is_written_from_the_numbers():
+    from llmrec.quickstart import headline
+
+    def result(all_ndcg, cold_ndcg):
+        return {"slices": {"all": {"ndcg@10": all_ndcg}, "cold": {"ndcg@10": cold_ndcg}}}
+
+    results = {"popularity": result(0.16, 0.0), "newest": result(0.03, 0.05), "hybrid": result(0.25, 0.001)}
+    line = headline(results)
+    assert "0.2500" in line and "newest 0.0500" in line and "popularity 0.1600" in line
+    assert line.endswith("better than every baseline over all movies, not on cold-start ones.")
+    results["hybrid"] = result(0.2, 0.09)
+    assert headline(results).endswith("better than every baseline on both.")
