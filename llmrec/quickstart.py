@@ -4,7 +4,8 @@ item-CF and the text ranker.
 ``run_quickstart`` is the whole main job as a Python function; ``llmrec quickstart`` calls it.
 It loads real data, finds the cold-start items the split creates, embeds every movie with the
 packaged all-MiniLM-L6-v2, ranks the full catalogue for each test user with popularity, newest
-release first, item-CF, the embedding ranker and the hybrid (weights fitted on a validation part of the training period),
+release first, item-CF, the embedding ranker and the hybrid (weights fitted on a validation part
+of the training period),
 reports all / warm / long-tail / cold-start rows on the one path (``llmrec.run``), says in one line
 what the table shows, and prints one test user's top 10 with titles, cold-start movies and the
 movies the user really watched marked.

@@ -70,3 +70,23 @@ def test_enrich_simulate_evaluate_on_movielens(data_dir, tmp_path, tiny_llm_fold
     weights = metrics["hybrid"]["diagnostics"]["weights"]
     assert all(metrics[n]["diagnostics"]["weights"] == weights for n in ("hybrid+enriched", "hybrid+both"))
     assert "hybrid+both" in proc.stdout and (out / "metrics.png").is_file()
+
+
+def test_bad_llm_files_fail_first_with_the_file_line_and_field(data_dir, tmp_path):
+    env = dict(os.environ, LLMREC_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", LLMREC_CACHE_DIR=str(tmp_path / "cache"))
+    bad = tmp_path / "simulated.csv"
+    bad.write_text("user_id,item_id,timestamp,rating,simulated,p_yes,prefilter_rank\n"
+                   "1,50,893286638,5.0,True,0.4,1\n"
+                   "1,no-such-movie,893286638,5.0,True,0.4,2\n", encoding="utf-8")
+    enriched = tmp_path / "enriched.csv"
+    enriched.write_text("item_id,text,status\n50,A space opera.,accepted\n51,,maybe\n", encoding="utf-8")
+    cases = [(["--simulated-events", str(tmp_path / "missing.csv")], ["missing.csv", "no such file"]),
+             (["--simulated-events", str(bad)], ["simulated.csv", "line 3", "item_id"]),
+             (["--enriched-text", str(enriched)], ["enriched.csv", "line 3", "status"])]
+    for flags, expected in cases:
+        proc = subprocess.run([sys.executable, "-m", "llmrec.cli", "coldstart", "evaluate", "--dataset", "ml-100k",
+                               "--split", "temporal", "--no-show-progress", "--out-dir", str(tmp_path / "out"),
+                               *flags], capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert all(part in proc.stderr for part in expected), proc.stderr[-2000:]
+        assert not (tmp_path / "out").exists()  # it failed before writing anything

@@ -21,7 +21,6 @@ from llmrec.coldstart.simulate import (
     SimulateConfig,
     SimulateResult,
     augment_split,
-    cold_item_ids,
     known_events,
     simulate_interactions,
 )
@@ -135,7 +134,7 @@ def test_config_has_help_and_validates() -> None:
 
 
 def test_the_cold_items_are_the_new_releases(split) -> None:
-    cold = cold_item_ids(split)
+    cold = split.unseen_items()
     assert set(split.cold_items("test")) <= set(cold) and {str(i) for i in range(30, 38)} <= set(cold)
     assert not set(cold) & set(split.known("test")[ITEM])
 
@@ -144,7 +143,7 @@ def test_events_are_simulated_top_p_yes_prefiltered_users_after_the_known_period
     llm = Recording(lm)
     result = run(split, tmp_path, llm)
     events, known = result.events, split.known("test")
-    cold = cold_item_ids(split)
+    cold = split.unseen_items()
     assert list(events.columns) == list(COLUMNS) and len(events) > 0
     assert events["simulated"].all() and set(events[ITEM]) <= set(cold)
     assert (events[TIME] == known[TIME].max() + 1).all() and (events[TIME] < split.test[TIME].min() + 1).all()
@@ -218,7 +217,7 @@ def test_a_second_run_makes_no_call_and_a_crashed_run_resumes(split, lm, tmp_pat
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_non_finite_logits_are_rejected_not_kept(split, lm, tmp_path, bad) -> None:
-    first = cold_item_ids(split)[0]
+    first = split.unseen_items()[0]
     title = split.dataset.items.loc[first, "title"]
     result = run(split, tmp_path, Recording(lm, poison=f"arrived: {title}", bad=bad))
     assert result.rejected == 6 and first not in set(result.events[ITEM]) and len(result.events)
@@ -284,7 +283,7 @@ def test_the_registered_embedding_scorer_and_a_base_model(split, tiny_sentence_m
     from llmrec.llm.testing import tiny_lm
 
     llm = Recording(tiny_lm(chat=False, seed=1))
-    cold = cold_item_ids(split)[:2]
+    cold = split.unseen_items()[:2]
     config = cfg(tmp_path, embedding={"model": str(tiny_sentence_model), "cache_dir": None})
     result = simulate_interactions(split, config, llm=llm, item_ids=cold)
     assert result.items == 2 and result.llm_calls == 12 and len(result.events) == 6
@@ -299,9 +298,9 @@ def test_smollm2_scores_cold_items(split, tmp_path) -> None:
     if not PACKAGED_MODELS["smollm2-135m"].is_installed():
         pytest.skip(PACKAGED_MODELS["smollm2-135m"].pip_install)
     config = cfg(tmp_path, prefilter_users=4, keep_users=2)
-    result = simulate_interactions(split, config, item_ids=cold_item_ids(split)[:2], encoder=HashEncoder())
+    result = simulate_interactions(split, config, item_ids=split.unseen_items()[:2], encoder=HashEncoder())
     assert result.llm_calls == 8 and len(result.events) == 4 and result.load_seconds > 0
     assert result.events["p_yes"].between(0, 1).all() and result.events["p_yes"].nunique() > 1
-    again = simulate_interactions(split, config, item_ids=cold_item_ids(split)[:2], encoder=HashEncoder())
+    again = simulate_interactions(split, config, item_ids=split.unseen_items()[:2], encoder=HashEncoder())
     assert again.llm_calls == 0 and again.load_seconds == 0
     pd.testing.assert_frame_equal(again.events, result.events)

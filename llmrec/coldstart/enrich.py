@@ -306,8 +306,7 @@ def select_item_ids(split: Split, which: str = "cold", part: str = "test") -> li
     """``cold``: the catalogue items without a known event before ``part`` (not "the test items":
     which items the test period holds is itself test information); ``all``: the whole catalogue."""
     if which == "cold":
-        seen = set(split.known(part)["item_id"].astype(str))
-        return sorted(i for i in split.dataset.items.index.astype(str) if i not in seen)
+        return split.unseen_items(part)
     if which == "all":
         return [str(i) for i in split.dataset.items.index]
     raise ValueError(f"which must be 'cold' or 'all', got {which!r}")
@@ -338,6 +337,13 @@ def enriched_template(base: str = DEFAULT_TEMPLATE, column: str = ENRICHED_COLUM
         raise ValueError(f"column {column!r} must be a valid template variable name")
     return ('{%- set catalogue_text -%}{% include "' + base + '.j2" %}{%- endset -%}'
             "{{- [catalogue_text | trim, " + column + '] | select | join(". ") -}}')
+
+
+def enriched_text_options(embedding_options: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Options for the ``embedding`` scorer so it reads the enriched catalogue: the item-text
+    template it would use (``embedding_options["template"]``, else the default) plus the LLM text."""
+    base = (embedding_options or {}).get("template") or DEFAULT_TEMPLATE
+    return {"template": enriched_template(base, ENRICHED_COLUMN)}
 
 
 def enriched_item_texts(items: pd.DataFrame, result: EnrichResult | Mapping[str, str], base: str = DEFAULT_TEMPLATE,

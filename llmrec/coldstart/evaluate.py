@@ -29,12 +29,11 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from llmrec.coldstart.enrich import ENRICHED_COLUMN, enriched_template
+from llmrec.coldstart.enrich import enriched_text_options
 from llmrec.coldstart.files import read_simulated, with_enriched_text
 from llmrec.coldstart.simulate import augment_split
 from llmrec.data.splits import Split
-from llmrec.data.text import DEFAULT_TEMPLATE
-from llmrec.registry import BuildContext, build_scorer
+from llmrec.registry import BuildContext
 from llmrec.scoring import Candidates, Histories, Scorer
 
 
@@ -78,12 +77,15 @@ def coldstart_scorers(context: BuildContext, config: ColdStartEvalConfig,
                       log: Callable[[str], Any] = lambda _: None) -> list[Scorer]:
     """The scorers of the comparison, built on ``context``'s split (see the module docstring)."""
     split = context.split
-    has_date = "release_date" in split.dataset.items.columns
+    # The LLM files are read and checked first: a bad file fails before minutes of training.
+    enriched = with_enriched_text(split, config.enriched_text) if config.enriched_text else None
+    augmented = augment_split(split, read_simulated(config.simulated_events, split)) \
+        if config.simulated_events else None
     text_options = {"show_progress": False, **config.embedding}
     scorers: list[Scorer] = []
     built: dict[str, Scorer] = {}
     for name in config.baselines:
-        if name == "newest" and not has_date:
+        if name == "newest" and "release_date" not in split.dataset.items.columns:
             log("newest: skipped (the catalogue has no release_date)")
             continue
         built[name] = context.build(name, **(text_options if name == "embedding" else {}))
@@ -97,14 +99,9 @@ def coldstart_scorers(context: BuildContext, config: ColdStartEvalConfig,
     scorers.append(plain)
     weights = [float(w) for w in plain.weights]  # type: ignore[attr-defined]
     log(f"hybrid weights (fitted on validation): {dict(zip(('popularity', 'cf', 'text', 'cold'), weights))}")
-    enriched = with_enriched_text(split, config.enriched_text) if config.enriched_text else None
-    augmented = augment_split(split, read_simulated(config.simulated_events, split)) \
-        if config.simulated_events else None
     if enriched is not None:
-        base = config.embedding.get("template") or DEFAULT_TEMPLATE
-        ctx = dataclasses.replace(context, split=enriched)
-        scorers.append(_named(ctx.build("embedding", **{**text_options, "template": enriched_template(
-            base, ENRICHED_COLUMN)}), "embedding+enriched"))
+        scorers.append(_named(dataclasses.replace(context, split=enriched).build(
+            "embedding", **text_options, **enriched_text_options(config.embedding)), "embedding+enriched"))
     if augmented is not None:
         for name in config.retrain:
             if name not in built:  # the same scorer without simulated events, for the comparison
@@ -118,10 +115,9 @@ def coldstart_scorers(context: BuildContext, config: ColdStartEvalConfig,
         variants.append(("hybrid+simulated", None, config.simulated_events))
     if config.enriched_text and config.simulated_events:
         variants.append(("hybrid+both", config.enriched_text, config.simulated_events))
-    for name, text_file, events_file in variants:
-        variant = dataclasses.replace(plain.config, weights=weights, name=name,  # type: ignore[attr-defined]
-                                      enriched_text=text_file, simulated_events=events_file)
-        scorers.append(build_scorer("hybrid", hybrid_context, variant))
+    for name, text_file, events_file in variants:  # the plain hybrid's weights: validation never sees LLM files
+        scorers.append(hybrid_context.build("hybrid", weights=weights, name=name, enriched_text=text_file,
+                                            simulated_events=events_file))
     return scorers
 
 

@@ -56,7 +56,7 @@ def read_enriched(path: str | Path, items: pd.DataFrame | None = None) -> Enrich
                               got="no such file")
     known = set(items.index.astype(str)) if items is not None else None
     result = EnrichResult(texts={}, status={})
-    for line, row in _rows(path):
+    for line, row in _rows(path, FILE_COLUMNS):
         for column in FILE_COLUMNS:
             if not isinstance(row.get(column), str):
                 raise DataFormatError(path, "a text value", line=line, field=column, got=row.get(column))
@@ -80,8 +80,9 @@ def read_enriched(path: str | Path, items: pd.DataFrame | None = None) -> Enrich
     return result
 
 
-def _rows(path: Path):
-    """(line number, row) pairs; line numbers as an editor shows them (a CSV header is line 1)."""
+def _rows(path: Path, columns: tuple[str, ...]):
+    """(line number, row) pairs of a .csv (whose header must name ``columns``) or .jsonl file; line
+    numbers as an editor shows them (a CSV header is line 1)."""
     suffix = path.suffix.lower()
     try:
         with open(path, encoding="utf-8", newline="") as handle:
@@ -97,9 +98,9 @@ def _rows(path: Path):
                         yield number, row
             elif suffix == ".csv":
                 reader = csv.DictReader(handle)
-                missing = [c for c in FILE_COLUMNS if c not in (reader.fieldnames or [])]
+                missing = [c for c in columns if c not in (reader.fieldnames or [])]
                 if missing:
-                    raise DataFormatError(path, f"a header with the columns {', '.join(FILE_COLUMNS)}", line=1,
+                    raise DataFormatError(path, f"a header with the columns {', '.join(columns)}", line=1,
                                           field=missing[0], got=reader.fieldnames)
                 for row in reader:
                     yield reader.line_num, row
@@ -151,27 +152,19 @@ def read_simulated(path: str | Path, split: Split | None = None) -> pd.DataFrame
          "a positive integer")]
     rows: list[list[Any]] = []
     seen: set[tuple[str, str]] = set()
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle)
-            absent = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-            if absent:
-                raise DataFormatError(path, f"a header with the columns {', '.join(COLUMNS)}", line=1,
-                                      field=absent[0], got=reader.fieldnames)
-            for row in reader:
-                values = []
-                for column, parse, expected in checks:
-                    value = parse(str(row.get(column) or "").strip())
-                    if value is None:
-                        raise DataFormatError(path, expected, line=reader.line_num, field=column, got=row.get(column))
-                    values.append(value)
-                if (values[0], values[1]) in seen:
-                    raise DataFormatError(path, "one row per (user, item)", line=reader.line_num, field=ITEM,
-                                          got=values[1])
-                seen.add((values[0], values[1]))
-                rows.append(values)
-    except UnicodeDecodeError as err:
-        raise DataFormatError(path, "UTF-8 text", got=str(err)) from None
+    if path.suffix.lower() != ".csv":
+        raise DataFormatError(path, "a .csv file of simulated events", got=path.suffix)
+    for line, row in _rows(path, COLUMNS):
+        values = []
+        for column, parse, expected in checks:
+            value = parse(str(row.get(column) or "").strip())
+            if value is None:
+                raise DataFormatError(path, expected, line=line, field=column, got=row.get(column))
+            values.append(value)
+        if (values[0], values[1]) in seen:
+            raise DataFormatError(path, "one row per (user, item)", line=line, field=ITEM, got=values[1])
+        seen.add((values[0], values[1]))
+        rows.append(values)
     return _typed(pd.DataFrame(rows, columns=list(COLUMNS)))
 
 

@@ -135,12 +135,6 @@ def known_events(split: Split, part: str = "test") -> pd.DataFrame:
     return known.sort_values(order, kind="stable").reset_index(drop=True)
 
 
-def cold_item_ids(split: Split, part: str = "test") -> list[str]:
-    """Catalogue items without a known event, sorted. Never looks at ``split.held(part)``."""
-    seen = set(split.known(part)[ITEM].astype(str))
-    return sorted(i for i in split.dataset.items.index.astype(str) if i not in seen)
-
-
 def _item_vectors(split: Split, part: str, config: SimulateConfig, encoder: Encoder | None,
                   needed: set[str]) -> tuple[pd.Index, np.ndarray]:
     """Item ids and unit text embeddings: the registered embedding scorer's, or ``encoder``'s (tests)."""
@@ -191,7 +185,7 @@ def simulate_interactions(split: Split, config: SimulateConfig | None = None, ll
     if not len(known):
         raise ValueError(f"no events are known before {part!r}: nothing to pre-filter users with")
     catalogue = set(dataset.items.index.astype(str))
-    targets = cold_item_ids(split, part) if item_ids is None else list(dict.fromkeys(str(i) for i in item_ids))
+    targets = split.unseen_items(part) if item_ids is None else list(dict.fromkeys(str(i) for i in item_ids))
     missing = [i for i in targets if i not in catalogue]
     if missing:
         raise KeyError(f"{len(missing)} item ids are not in the catalogue, e.g. {missing[:5]}")

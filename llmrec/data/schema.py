@@ -105,6 +105,18 @@ class Dataset:
         return out
 
 
+def release_dates(items: pd.DataFrame, column: str = "release_date") -> pd.Series:
+    """A catalogue date column parsed (any common format; NaT where it does not parse)."""
+    if column not in items.columns:
+        raise DataFormatError("catalogue", f"a '{column}' date column", field=column, got=list(items.columns))
+    return pd.to_datetime(items[column], errors="coerce", format="mixed")
+
+
+def epoch_seconds(dates: pd.Series) -> np.ndarray:
+    """Seconds since 1970-01-01 (the interactions' timestamp unit); NaN for NaT."""
+    return (dates - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(float)
+
+
 def subsample_users(dataset: Dataset, max_users: int, seed: int = 0) -> Dataset:
     """A seeded subset of ``max_users`` users with all their events (and predefined cases); the
     catalogue stays whole, so full ranking still ranks every item. For quick runs on large sets."""

@@ -127,6 +127,13 @@ class Split:
         """Items of ``part`` with no interaction in what is known before it: the cold-start items."""
         return set(self.held(part)[ITEM].unique()) - set(self.known(part)[ITEM].unique())
 
+    def unseen_items(self, part: str = "test") -> list[str]:
+        """Catalogue items with no event known before ``part``, sorted: the cold-start items as a
+        model may know them. Unlike :meth:`cold_items` it never reads ``part`` itself (which items
+        the held-out period brings is test information), so LLM steps that prepare cold items use it."""
+        seen = set(self.known(part)[ITEM].astype(str))
+        return sorted(i for i in self.dataset.items.index.astype(str) if i not in seen)
+
     # --- cases ---------------------------------------------------------------------------------
     def eval_set(self, part: str = "test", min_history: int = 1, max_history: int | None = None) -> EvalSet:
         """Build evaluation cases for ``part``; cases with fewer than ``min_history`` events are

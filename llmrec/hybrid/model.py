@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import Ridge
 
-from llmrec.data.schema import ITEM, TIME
+from llmrec.data.schema import ITEM, TIME, epoch_seconds, release_dates
 from llmrec.hybrid.config import HybridConfig
 from llmrec.scoring import Candidates, Histories, Scorer, is_shared, per_user_candidates
 
@@ -51,9 +51,8 @@ def content_features(items: pd.DataFrame, cut: float, config: HybridConfig, span
     column = ("release_date" if "release_date" in items.columns else None) if config.date_column == "auto" \
         else config.date_column
     if column and column in items.columns:
-        dates = pd.to_datetime(items[column], errors="coerce", format="mixed")
-        seconds = (dates - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(float)
-        age = (cut - seconds) / span
+        dates = release_dates(items, column)
+        age = (cut - epoch_seconds(dates)) / span
         known = ~np.isnan(age)
         age = np.where(known, age, np.nanmedian(age) if known.any() else 0.0)
         bins = np.digitize(age, AGE_BINS)
@@ -119,7 +118,6 @@ class HybridScorer:
         self.weights = np.asarray(weights, dtype=np.float64)
         self.name = name
         self.fit_report: dict = {}
-        self.config: HybridConfig | None = None
 
     def components(self, histories: Histories, candidates: Candidates) -> np.ndarray:
         """(4, users, candidates): the z-normalised signals and the cold indicator."""

@@ -14,12 +14,11 @@ import dataclasses
 
 import numpy as np
 
-from llmrec.coldstart.enrich import ENRICHED_COLUMN, enriched_template
+from llmrec.coldstart.enrich import enriched_text_options
 from llmrec.coldstart.files import read_simulated, with_enriched_text
 from llmrec.coldstart.simulate import augment_split
 from llmrec.data.schema import Dataset
 from llmrec.data.splits import Split, temporal_split
-from llmrec.data.text import DEFAULT_TEMPLATE
 from llmrec.eval import EvalConfig, RankingEvaluator
 from llmrec.hybrid.config import HybridConfig
 from llmrec.hybrid.model import HybridScorer, PopularityBridge, fit_weights
@@ -35,8 +34,7 @@ def _assemble(context: BuildContext, bridge_known, config: HybridConfig, enriche
     if config.text == "embedding":
         text_options["show_progress"] = False
         if enriched:  # the catalogue template the ranker would use, then the LLM's text
-            base = context.options.get("embedding", {}).get("template") or DEFAULT_TEMPLATE
-            text_options["template"] = enriched_template(base, ENRICHED_COLUMN)
+            text_options.update(enriched_text_options(context.options.get("embedding")))
     text = context.build(config.text, **text_options) if config.text else None
     return HybridScorer(bridge, cf, text, name=config.name)
 
@@ -70,7 +68,6 @@ def build_hybrid(context: BuildContext, config: HybridConfig) -> HybridScorer:
     scorer = _assemble(dataclasses.replace(quiet, split=final_split), split.known(part), config,
                        enriched=bool(config.enriched_text))
     scorer.weights = np.asarray(weights, dtype=np.float64)
-    scorer.config = config
     scorer.fit_report = {**report, "enriched_text": config.enriched_text, "simulated_events": config.simulated_events}
     return scorer
 

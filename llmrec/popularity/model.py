@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from llmrec.data.schema import ITEM, RATING
+from llmrec.data.schema import ITEM, RATING, epoch_seconds, release_dates
 from llmrec.errors import DataFormatError
 from llmrec.scoring import Candidates, Histories, is_shared, per_user_candidates
 
@@ -77,10 +77,6 @@ class NewestFirstScorer(_ItemValueScorer):
     name = "newest"
 
     def __init__(self, items: pd.DataFrame, column: str = "release_date") -> None:
-        if column not in items.columns:
-            raise DataFormatError("catalogue", f"a '{column}' column for newest-first", field=column,
-                                  got=list(items.columns))
-        dates = pd.to_datetime(items[column], errors="coerce", format="mixed")
-        days = (dates - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400.0
+        days = pd.Series(epoch_seconds(release_dates(items, column)) / 86400.0, index=items.index)
         self.default = float(days.min() - 1) if days.notna().any() else 0.0
         super().__init__({str(i): float(d) for i, d in days.dropna().items()})
