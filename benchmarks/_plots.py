@@ -105,8 +105,29 @@ def _coldstart(data: dict):
     return fig
 
 
+def _p5(data: dict):
+    """Per data set: HR@10 and NDCG@10 (all targets) of the baselines and each P5 scheme (likelihood
+    ranking, trained prompt); the leaky scheme hatched."""
+    rows = [r for r in data["rows"] if r["slice"] == "all" and r["variant"] in ("-", "likelihood, trained prompt")]
+    datasets = list(dict.fromkeys(r["data set"] for r in rows))
+    fig, axes = _figure(6.5 * len(datasets), 4.2, len(datasets))
+    for ax, name in zip(axes, datasets):
+        mine = [r for r in rows if r["data set"] == name]
+        x = np.arange(len(mine))
+        for offset, metric in ((-0.2, "hr@10"), (0.2, "ndcg@10")):
+            bars = ax.bar(x + offset, [r[metric] or 0.0 for r in mine], width=0.4, label=metric.upper())
+            for bar, r in zip(bars, mine):
+                if "LEAKY" in r["method"]:
+                    bar.set_hatch("//")
+        ax.set_xticks(x, [r["method"] for r in mine], rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel("full ranking, all targets")
+        ax.set_title(f"{name}: P5 item indexing vs baselines (hatched: LEAKY)", fontsize=9)
+        ax.legend(fontsize=7)
+    return fig
+
+
 PLOTTERS: dict[str, Callable[[dict], Figure]] = {"llmrank_games": _llmrank, "tallrec": _tallrec,
-                                                 "coldstart": _coldstart}
+                                                 "coldstart": _coldstart, "p5": _p5}
 
 
 def plot(name: str, data: dict, path: Path) -> bool:

@@ -191,3 +191,31 @@ def run(config: RunConfig, scorers: Sequence[str | Scorer], options: dict[str, d
         files = write_results(results, config.out_dir, title=title, run_config=asdict(config))
         echo("wrote " + ", ".join(str(f) for f in files))
     return RunOutcome(split, evaluator, results, built, files, table)
+
+
+def run_config_flags(defaults: dict[str, Any] | None = None, renamed: dict[str, str] | None = None) -> type:
+    """RunConfig's fields as a dataclass for ``HfArgumentParser`` beside a method's config (launcher
+    scripts): ``defaults`` replace RunConfig's, ``renamed`` renames the fields the method's config
+    also has (e.g. ``seed`` -> ``eval_seed``). :func:`run_config_from_flags` maps them back."""
+    import dataclasses
+    import typing
+
+    defaults, renamed = defaults or {}, renamed or {}
+    hints = typing.get_type_hints(RunConfig)
+    specs = []
+    for f in dataclasses.fields(RunConfig):
+        if f.name in defaults:
+            spec = field(default=defaults[f.name], metadata=f.metadata)
+        elif f.default_factory is not dataclasses.MISSING:
+            spec = field(default_factory=f.default_factory, metadata=f.metadata)
+        else:
+            spec = field(default=f.default, metadata=f.metadata)
+        specs.append((renamed.get(f.name, f.name), hints[f.name], spec))
+    return dataclasses.make_dataclass("RunFlags", specs)
+
+
+def run_config_from_flags(flags: Any, renamed: dict[str, str] | None = None) -> RunConfig:
+    import dataclasses
+
+    values, renamed = vars(flags), renamed or {}
+    return RunConfig(**{f.name: values[renamed.get(f.name, f.name)] for f in dataclasses.fields(RunConfig)})

@@ -7,12 +7,14 @@ it such as trl's ``SFTConfig``, via ``args_cls``) in one place.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
+S = TypeVar("S", bound="TrainerSettings")
 
 
 @dataclass
@@ -43,6 +45,15 @@ class TrainerSettings:
         "help": "recompute activations in the backward pass: less memory, ~30% slower (GPU, long inputs)"})
     report_to: str = field(default="none", metadata={"help": "trainer loggers: none, tensorboard, wandb, ..."})
 
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[S], values: dict[str, Any]) -> S:
+        """The settings saved beside a model; keys this version does not know are ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
 
 def training_arguments(settings: TrainerSettings, args_cls: type | None = None, **overrides: Any):
     """``TrainingArguments`` from the settings (``overrides`` win, e.g. from a launcher script).
@@ -50,8 +61,6 @@ def training_arguments(settings: TrainerSettings, args_cls: type | None = None, 
     ``args_cls``: a ``TrainingArguments`` subclass to build instead (TALLRec passes trl's
     ``SFTConfig``), so every method maps the shared fields the same way.
     """
-    import dataclasses
-
     import torch
     from transformers import TrainingArguments
 

@@ -23,33 +23,16 @@ TALLRec's Alpaca JSON files: ``llmrec tallrec build-data | train | score``.
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
 
-from llmrec.run import RunConfig
+from llmrec.run import run_config_flags, run_config_from_flags
 from llmrec.tallrec.config import TallRecConfig
 
 RENAMED = {"seed": "eval_seed", "batch_size": "eval_batch_size"}  # RunConfig fields TallRecConfig also has
 DEFAULTS = {"dataset": "ml-100k", "split": "temporal", "test_ratio": 0.2, "valid_ratio": 0.1, "task": "pointwise",
             "min_history": 10, "out_dir": "outputs/train_tallrec"}
-
-
-def run_flags() -> type:
-    """RunConfig's fields as flags, TALLRec's defaults, the clashing names renamed (see RENAMED)."""
-    hints = typing.get_type_hints(RunConfig)
-    specs = []
-    for f in dataclasses.fields(RunConfig):
-        if f.name in DEFAULTS:
-            spec = field(default=DEFAULTS[f.name], metadata=f.metadata)
-        elif f.default_factory is not dataclasses.MISSING:
-            spec = field(default_factory=f.default_factory, metadata=f.metadata)
-        else:
-            spec = field(default=f.default, metadata=f.metadata)
-        specs.append((RENAMED.get(f.name, f.name), hints[f.name], spec))
-    return dataclasses.make_dataclass("RunFlags", specs)
 
 
 @dataclass
@@ -65,11 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     from llmrec.registry import build_scorer
     from llmrec.run import build_context, load_split, run
 
-    flags, config, script = HfArgumentParser((run_flags(), TallRecConfig, ScriptArgs)).parse_args_into_dataclasses(
-        args=argv)
-    values = vars(flags)
-    run_config = RunConfig(**{name: values[RENAMED.get(name, name)] for name in
-                              (f.name for f in dataclasses.fields(RunConfig))})
+    flags, config, script = HfArgumentParser((run_config_flags(DEFAULTS, RENAMED), TallRecConfig, ScriptArgs)
+                                             ).parse_args_into_dataclasses(args=argv)
+    run_config = run_config_from_flags(flags, RENAMED)
     split = load_split(run_config)
     load = {"tallrec": script.load} if script.load else {}
     # Training runs on every process (the trainer handles DDP / DeepSpeed / FSDP) ...

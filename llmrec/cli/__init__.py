@@ -13,7 +13,8 @@ import sys
 
 from llmrec import __version__
 
-COMMANDS = ["quickstart", "data", "embed", "evaluate", "coldstart", "rerank", "learn", "sasrec", "tallrec"]
+COMMANDS = ["quickstart", "data", "embed", "evaluate", "coldstart", "rerank", "learn", "sasrec", "p5", "ptum",
+            "tallrec"]
 
 
 def build_parser() -> argparse.ArgumentParser:

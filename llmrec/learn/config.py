@@ -7,7 +7,7 @@ Every field carries its help text, so the CLI, the scripts and the docs read fro
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 
 from llmrec.training import TrainerSettings
 
@@ -106,14 +106,6 @@ class LearnConfig(TrainerSettings):
             raise ValueError(f"LearnConfig.temperature must be > 0, got {self.temperature}")
         if self.max_len < 1:
             raise ValueError(f"LearnConfig.max_len must be >= 1, got {self.max_len}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> LearnConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 @dataclass

@@ -4,7 +4,7 @@ ID-based baseline LEARN is compared with. One dataclass: model, objective and tr
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 from llmrec.training import TrainerSettings
 
@@ -40,11 +40,3 @@ class SASRecConfig(TrainerSettings):
             raise ValueError(f"SASRecConfig: d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if self.max_len < 1:
             raise ValueError(f"SASRecConfig.max_len must be >= 1, got {self.max_len}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> SASRecConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
