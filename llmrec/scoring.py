@@ -87,3 +87,16 @@ def scorer_diagnostics(scorer: Scorer) -> dict:
     """What a scorer reports about its own run (LLM parse rates, cache hits), or {}."""
     report = getattr(scorer, "diagnostics", None)
     return dict(report()) if callable(report) else {}
+
+
+def rank_unknown_last(scores: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Candidates a scorer has nothing for (``known`` False: outside an ID model's vocabulary, outside
+    a beam) get their row's lowest known score minus one: finite and ranked last (0 - 1 when the row
+    knows no candidate). ``known`` broadcasts against ``scores``."""
+    scores = np.asarray(scores, dtype=np.float64)
+    known = np.broadcast_to(known, scores.shape)
+    if known.all() or not scores.size:
+        return scores
+    floor = np.where(known, scores, np.inf).min(axis=1, keepdims=True)
+    floor = np.where(np.isfinite(floor), floor, 0.0)
+    return np.where(known, scores, floor - 1.0)

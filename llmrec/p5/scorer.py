@@ -17,7 +17,7 @@ from llmrec.p5.config import P5Config
 from llmrec.p5.model import P5Model, check_trained_for
 from llmrec.p5.prompts import default_prompts, history_text
 from llmrec.registry import BuildContext, register_scorer
-from llmrec.scoring import Candidates, Histories, check_scores, per_user_candidates
+from llmrec.scoring import Candidates, Histories, check_scores, per_user_candidates, rank_unknown_last
 
 
 class P5Scorer:
@@ -66,11 +66,8 @@ class P5Scorer:
 
     @staticmethod
     def _floor(row: np.ndarray) -> np.ndarray:
-        """Candidates without a score (not in the index, or outside the beams) rank last, finitely."""
-        if np.isnan(row).any():
-            finite = row[~np.isnan(row)]
-            row = np.where(np.isnan(row), (finite.min() - 1.0) if finite.size else 0.0, row)
-        return row
+        """Candidates without a score (NaN: not in the index, or outside the beams) rank last, finitely."""
+        return rank_unknown_last(np.nan_to_num(row, nan=0.0)[None], ~np.isnan(row)[None])[0]
 
     def _count(self, found: list[tuple[str | None, float]]) -> None:
         self._beams += len(found)

@@ -9,7 +9,7 @@ never by their labels, so a test user's label cannot move what the model is trai
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,34 +18,13 @@ import torch
 
 from llmrec.data.schema import ITEM, TIME, USER, Dataset
 from llmrec.data.splits import Split
+from llmrec.data.vocabulary import PAD, ItemVocabulary
 from llmrec.ptum.config import PTUMConfig
-from llmrec.ptum.model import PAD
 
 #: MovieLens 1M's age groups (under 18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+), applied to ML-100K's ages.
 AGE_EDGES = (18, 25, 35, 45, 50, 56)
 AGE_BANDS = ("<18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
 TARGETS = ("gender", "age", "occupation")
-
-
-class ItemVocabulary:
-    """Item id <-> row; row 0 is padding, so item ``vocabulary.items[i]`` has row ``i + 1``."""
-
-    def __init__(self, item_ids: Iterable[str]):
-        self.items = sorted(dict.fromkeys(str(i) for i in item_ids))
-        self._row = {item: i + 1 for i, item in enumerate(self.items)}
-
-    @classmethod
-    def from_split(cls, split: Split, part: str = "test") -> ItemVocabulary:
-        """Items of ``split.known(part)``: an item only the evaluated part holds never gets a row."""
-        return cls(split.known(part)[ITEM].unique())
-
-    def __len__(self) -> int:
-        """Rows including padding."""
-        return len(self.items) + 1
-
-    def rows(self, items: Sequence[str]) -> np.ndarray:
-        """Rows of ``items``; PAD (0) for items outside the vocabulary."""
-        return np.fromiter((self._row.get(str(i), PAD) for i in items), dtype=np.int64, count=len(items))
 
 
 def user_sequences(events: pd.DataFrame, vocabulary: ItemVocabulary) -> dict[str, np.ndarray]:

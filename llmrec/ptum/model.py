@@ -37,47 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from llmrec.data.vocabulary import PAD
 from llmrec.ptum.config import PTUMConfig
 from llmrec.utils.io import atomic_path, write_json
+from llmrec.utils.transformer import Block
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "ptum_config.json"
-PAD = 0
-
-
-class SelfAttention(nn.Module):
-    """Bidirectional multi-head attention; padded keys are never attended to."""
-
-    def __init__(self, config: PTUMConfig):
-        super().__init__()
-        self.n_heads = config.n_heads
-        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
-        self.proj = nn.Linear(config.d_model, config.d_model)
-        self.attn_dropout = config.dropout
-        self.resid_dropout = nn.Dropout(config.dropout)
-
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        b, t, c = x.shape
-        q, k, v = self.qkv(x).split(c, dim=2)
-        q, k, v = (z.view(b, t, self.n_heads, c // self.n_heads).transpose(1, 2) for z in (q, k, v))
-        # keep (B, T) -> (B, 1, 1, T): every query attends to the real keys only.
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :],
-                                           dropout_p=self.attn_dropout if self.training else 0.0)
-        return self.resid_dropout(self.proj(y.transpose(1, 2).contiguous().view(b, t, c)))
-
-
-class Block(nn.Module):
-    def __init__(self, config: PTUMConfig):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(config.d_model)
-        self.attn = SelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.d_model)
-        self.mlp = nn.Sequential(nn.Linear(config.d_model, 4 * config.d_model), nn.GELU(),
-                                 nn.Linear(4 * config.d_model, config.d_model), nn.Dropout(config.dropout))
-
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), keep)
-        return x + self.mlp(self.ln_2(x))
 
 
 class PTUM(nn.Module):
@@ -109,7 +75,7 @@ class PTUM(nn.Module):
         self.mask_emb = nn.Parameter(torch.zeros(d))
         self.pos_emb = nn.Embedding(config.max_len, d)
         self.dropout = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.blocks = nn.ModuleList(Block(config, causal=False) for _ in range(config.n_layers))
         self.ln_f = nn.LayerNorm(d)
         # Attention pooling (the paper's user-vector readout): a = softmax(q . tanh(W h + b)).
         self.pool_proj = nn.Linear(d, d)

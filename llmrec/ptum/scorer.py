@@ -11,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from llmrec.data.vocabulary import PAD, ItemVocabulary
 from llmrec.ptum.config import PTUMConfig
-from llmrec.ptum.data import ItemVocabulary, pad_rows
-from llmrec.ptum.model import PAD, PTUM
+from llmrec.ptum.data import pad_rows
+from llmrec.ptum.model import PTUM
 from llmrec.registry import BuildContext, register_scorer
-from llmrec.scoring import Candidates, Histories, check_scores, is_shared
+from llmrec.scoring import Candidates, Histories, check_scores, rank_unknown_last
 
 
 class PTUMScorer:
@@ -48,22 +49,10 @@ class PTUMScorer:
         users = self.embed_users(histories)
         table = self.model.all_item_vectors().cpu()
         n = len(histories)
-        if is_shared(candidates):
-            cols = self.vocabulary.rows([str(c) for c in candidates])
-            scores = (users @ table[torch.from_numpy(cols)].T).numpy().astype(np.float64)
-            known = np.broadcast_to(cols != PAD, scores.shape)
-        else:
-            if len(candidates) != n:
-                raise ValueError(f"got {len(candidates)} candidate lists for {n} users")
-            width = len(candidates[0]) if n else 0
-            cols = np.stack([self.vocabulary.rows(list(c)) for c in candidates]) if n else np.zeros((0, 0), np.int64)
-            cols = cols.reshape(n, width)
-            scores = torch.einsum("nd,ncd->nc", users, table[torch.from_numpy(cols)]).numpy().astype(np.float64)
-            known = cols != PAD
-        if not known.all() and scores.size:
-            floor = np.where(known, scores, np.inf).min(axis=1, keepdims=True)
-            floor = np.where(np.isfinite(floor), floor, 0.0)
-            scores = np.where(known, scores, floor - 1.0)
+        cols = self.vocabulary.candidate_rows(candidates, n)
+        vectors = table[torch.from_numpy(cols)]
+        scores = (users @ vectors.T if cols.ndim == 1 else torch.einsum("nd,ncd->nc", users, vectors)).numpy()
+        scores = rank_unknown_last(scores.reshape(n, -1), cols != PAD)
         return check_scores(scores, n, scores.shape[1], self.name)
 
 

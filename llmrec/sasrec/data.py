@@ -7,7 +7,6 @@ the scorer gives such items a finite lowest score.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,37 +14,7 @@ import pandas as pd
 import torch
 
 from llmrec.data.schema import ITEM, TIME, USER
-from llmrec.data.splits import Split
-from llmrec.sasrec.model import PAD
-
-
-class ItemVocabulary:
-    """Item id <-> row; row 0 is padding, so item ``vocabulary[i]`` has row ``i + 1``."""
-
-    def __init__(self, item_ids: Iterable[str]):
-        self.items = sorted(dict.fromkeys(str(i) for i in item_ids))
-        self._row = {item: i + 1 for i, item in enumerate(self.items)}
-
-    @classmethod
-    def from_split(cls, split: Split, part: str = "test") -> ItemVocabulary:
-        """Items of the events a model may know before ``part`` (``split.known(part)``: the train part
-        for 'valid'; train + valid for 'test'): an item that only the evaluated part holds never
-        gets a row."""
-        return cls(split.known(part)[ITEM].unique())
-
-    def __len__(self) -> int:
-        """Rows including padding."""
-        return len(self.items) + 1
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._row
-
-    def row(self, item: str) -> int:
-        """The row of ``item``, or PAD (0) for an item outside the vocabulary."""
-        return self._row.get(item, PAD)
-
-    def rows(self, items: Sequence[str]) -> np.ndarray:
-        return np.fromiter((self._row.get(i, PAD) for i in items), dtype=np.int64, count=len(items))
+from llmrec.data.vocabulary import PAD, ItemVocabulary
 
 
 def sequence_windows(sequence: np.ndarray, window: int) -> list[np.ndarray]:

@@ -19,56 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from llmrec.data.vocabulary import PAD
 from llmrec.sasrec.config import SASRecConfig
 from llmrec.utils.io import atomic_path, write_json
+from llmrec.utils.transformer import Block
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "sasrec_config.json"
-PAD = 0
-
-
-class CausalSelfAttention(nn.Module):
-    def __init__(self, config: SASRecConfig):
-        super().__init__()
-        self.n_heads = config.n_heads
-        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
-        self.proj = nn.Linear(config.d_model, config.d_model)
-        self.attn_dropout = config.dropout
-        self.resid_dropout = nn.Dropout(config.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, c = x.shape
-        q, k, v = self.qkv(x).split(c, dim=2)
-        # (B, T, C) -> (B, heads, T, C / heads)
-        q, k, v = (z.view(b, t, self.n_heads, c // self.n_heads).transpose(1, 2) for z in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                           dropout_p=self.attn_dropout if self.training else 0.0)
-        y = y.transpose(1, 2).contiguous().view(b, t, c)
-        return self.resid_dropout(self.proj(y))
-
-
-class MLP(nn.Module):
-    def __init__(self, config: SASRecConfig):
-        super().__init__()
-        self.fc = nn.Linear(config.d_model, 4 * config.d_model)
-        self.proj = nn.Linear(4 * config.d_model, config.d_model)
-        self.dropout = nn.Dropout(config.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.proj(F.gelu(self.fc(x))))
-
-
-class Block(nn.Module):
-    def __init__(self, config: SASRecConfig):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(config.d_model)
-        self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.d_model)
-        self.mlp = MLP(config)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
 
 
 class SASRec(nn.Module):
@@ -81,7 +38,7 @@ class SASRec(nn.Module):
         self.item_emb = nn.Embedding(n_items, config.d_model, padding_idx=PAD)
         self.pos_emb = nn.Embedding(config.max_len, config.d_model)
         self.dropout = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.blocks = nn.ModuleList(Block(config, causal=True) for _ in range(config.n_layers))
         self.ln_f = nn.LayerNorm(config.d_model)
         self.apply(self._init_weights)
 
