@@ -91,6 +91,9 @@ def test_a_family_without_a_held_out_phrasing_is_refused_naming_the_folder(tmp_p
         (tmp_path / family).mkdir()
         (tmp_path / family / "seen_1.j2").write_text("History : {{ history }}")
         (tmp_path / family / "held_out.j2").write_text("Before : {{ history }}")
+    (tmp_path / "sequential" / "seen_2.j2").write_text("History : {{ histroy }}")
+    with pytest.raises(ValueError, match=r"sequential/seen_2.j2: 'histroy' is undefined"):
+        PromptSet(tmp_path).render("sequential", "seen_2", history="<a_1>")
     (tmp_path / "rating" / "held_out.j2").unlink()
     with pytest.raises(ValueError, match=r"rating.*held_out"):
         PromptSet(tmp_path)

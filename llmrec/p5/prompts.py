@@ -56,7 +56,12 @@ class PromptSet:
         if key not in self._templates:
             raise ValueError(f"P5 family {family!r} has no phrasing {phrasing!r}; it has "
                              f"{sorted(self.sources[key[0]])}")
-        return " ".join(self._templates[key].render(**fields).split())
+        try:
+            text = self._templates[key].render(**fields)
+        except jinja2.UndefinedError as err:  # a template naming a field P5 does not fill
+            raise ValueError(f"{self.folder / key[0] / (phrasing + '.j2')}: {err.message}; the fields are "
+                             "history, candidate, candidates and rating") from None
+        return " ".join(text.split())
 
     def words(self) -> set[str]:
         """Every literal word of every template (held-out ones included), for a word-level vocabulary."""
