@@ -126,8 +126,32 @@ def _p5(data: dict):
     return fig
 
 
+def _ptum(data: dict):
+    """Learning curves: per demographic target, test accuracy (mean ± std over seeds) against the
+    share of labelled users, one line per encoder, with the majority-class floor dashed."""
+    runs = data["runs"]
+    targets = list(dict.fromkeys(r["target"] for r in runs))
+    fig, axes = _figure(5.0 * len(targets), 3.8, len(targets))
+    for ax, target in zip(axes, targets):
+        mine = [r for r in runs if r["target"] == target]
+        fractions = sorted({r["label_fraction"] for r in mine})
+        for variant in dict.fromkeys(r["variant"] for r in mine):
+            acc = [[r["accuracy"] for r in mine if r["variant"] == variant and r["label_fraction"] == f]
+                   for f in fractions]
+            ax.errorbar(fractions, [np.mean(a) for a in acc], yerr=[np.std(a) for a in acc], marker="o",
+                        capsize=3, label=variant)
+        floor = [np.mean([r["majority_accuracy"] for r in mine if r["label_fraction"] == f]) for f in fractions]
+        ax.plot(fractions, floor, "k--", linewidth=1, label="majority class")
+        ax.set_xscale("log")
+        ax.set_xlabel("share of training users labelled")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(f"PTUM, MovieLens 100K {target}", fontsize=9)
+        ax.legend(fontsize=7)
+    return fig
+
+
 PLOTTERS: dict[str, Callable[[dict], Figure]] = {"llmrank_games": _llmrank, "tallrec": _tallrec,
-                                                 "coldstart": _coldstart, "p5": _p5}
+                                                 "coldstart": _coldstart, "p5": _p5, "ptum": _ptum}
 
 
 def plot(name: str, data: dict, path: Path) -> bool:

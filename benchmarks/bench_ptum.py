@@ -53,7 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sasrec-epochs", type=float, default=20)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: fastest on the shared 2-core CPU)")
     p.add_argument("--quick", action="store_true",
-                   help="tiny sizes to prove the script runs: 300 users, gender, 10% and 100%, 2 seeds, short training")
+                   help=("tiny sizes to prove the script runs: 300 users, gender, 10%% and 100%%, 2 seeds, "
+                         "short runs"))
     p.add_argument("--no-record", action="store_true", help="print, do not record")
     args = p.parse_args(argv)
     if args.quick:
