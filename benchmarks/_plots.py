@@ -127,31 +127,59 @@ def _p5(data: dict):
 
 
 def _ptum(data: dict):
-    """Learning curves: per demographic target, test accuracy (mean ± std over seeds) against the
-    share of labelled users, one line per encoder, with the majority-class floor dashed."""
+    """Learning curves: per demographic target, AUC (mean ± std over seeds; older records: accuracy
+    with the majority-class floor) against the share of labelled users, one line per encoder."""
     runs = data["runs"]
+    metric = "auc" if all("auc" in r for r in runs) else "accuracy"
     targets = list(dict.fromkeys(r["target"] for r in runs))
     fig, axes = _figure(5.0 * len(targets), 3.8, len(targets))
+    held_out = runs[0].get("holdout", "test")
     for ax, target in zip(axes, targets):
         mine = [r for r in runs if r["target"] == target]
         fractions = sorted({r["label_fraction"] for r in mine})
         for variant in dict.fromkeys(r["variant"] for r in mine):
-            acc = [[r["accuracy"] for r in mine if r["variant"] == variant and r["label_fraction"] == f]
-                   for f in fractions]
-            ax.errorbar(fractions, [np.mean(a) for a in acc], yerr=[np.std(a) for a in acc], marker="o",
+            values = [[r[metric] for r in mine if r["variant"] == variant and r["label_fraction"] == f]
+                      for f in fractions]
+            ax.errorbar(fractions, [np.mean(v) for v in values], yerr=[np.std(v) for v in values], marker="o",
                         capsize=3, label=variant)
-        floor = [np.mean([r["majority_accuracy"] for r in mine if r["label_fraction"] == f]) for f in fractions]
-        ax.plot(fractions, floor, "k--", linewidth=1, label="majority class")
+        if metric == "auc":
+            ax.axhline(0.5, color="k", linestyle="--", linewidth=1, label="chance")
+        else:
+            floor = [np.mean([r["majority_accuracy"] for r in mine if r["label_fraction"] == f]) for f in fractions]
+            ax.plot(fractions, floor, "k--", linewidth=1, label="majority class")
         ax.set_xscale("log")
         ax.set_xlabel("share of training users labelled")
-        ax.set_ylabel("test accuracy")
+        ax.set_ylabel(f"{held_out} {'AUC' if metric == 'auc' else metric}")
         ax.set_title(f"PTUM, MovieLens 100K {target}", fontsize=9)
         ax.legend(fontsize=7)
     return fig
 
 
+def _ptum_scientific(data: dict):
+    """Next-item NDCG@10 (mean ± std over seeds) against the share of users fine-tuned on, one line
+    per encoder, with the baselines trained on every user as horizontal lines."""
+    fig, axes = _figure(5.5, 3.8, 1)
+    ax = axes[0]
+    runs = data["runs"]
+    fractions = sorted({r["user_fraction"] for r in runs})
+    for variant in dict.fromkeys(r["variant"] for r in runs):
+        values = [[r["ndcg@10"] for r in runs if r["variant"] == variant and r["user_fraction"] == f]
+                  for f in fractions]
+        ax.errorbar(fractions, [np.mean(v) for v in values], yerr=[np.std(v) for v in values], marker="o",
+                    capsize=3, label=variant)
+    for i, row in enumerate(data["baselines"]):
+        ax.axhline(row["NDCG@10"], color=f"C{7 + i}", linestyle="--", linewidth=1, label=row["method"])
+    ax.set_xscale("log")
+    ax.set_xlabel("share of users fine-tuned on (next item)")
+    ax.set_ylabel("NDCG@10 (full ranking)")
+    ax.set_title("PTUM, Amazon Scientific next item", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
+
+
 PLOTTERS: dict[str, Callable[[dict], Figure]] = {"llmrank_games": _llmrank, "tallrec": _tallrec,
-                                                 "coldstart": _coldstart, "p5": _p5, "ptum": _ptum}
+                                                 "coldstart": _coldstart, "p5": _p5, "ptum": _ptum,
+                                                 "ptum_valid": _ptum, "ptum_scientific": _ptum_scientific}
 
 
 def plot(name: str, data: dict, path: Path) -> bool:

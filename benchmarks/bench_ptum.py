@@ -14,6 +14,11 @@ events: both tasks, without masked behaviour prediction (-masked) and without ne
   (``context.build("sasrec")``) and popularity, all through the one ``RankingEvaluator`` (full
   ranking, history excluded).
 
+``--holdout valid`` is the tuning run: the test users are left out, a slice of the training users
+is evaluated instead, the next-item part is skipped, and the record is ``ptum_valid``. Settings
+(``--finetune-encoder``, epochs) are chosen there and then run once with ``--holdout test``.
+
+    python benchmarks/bench_ptum.py --data-dir ../shared/data --holdout valid --finetune-encoder full frozen
     python benchmarks/bench_ptum.py --data-dir ../shared/data          # the recorded run
     python benchmarks/bench_ptum.py --quick --no-record                # proves it runs (minutes)
 """
@@ -37,6 +42,7 @@ sys.path.insert(0, str(HERE.parent))
 from benchmarks._record import markdown_table, record  # noqa: E402
 
 VARIANTS = ("scratch", "pretrained", "-masked", "-next-K")
+BASELINE = "bag-of-items LR"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -51,6 +57,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--finetune-epochs", type=float, default=30)
     p.add_argument("--next-item-epochs", type=float, default=5)
     p.add_argument("--sasrec-epochs", type=float, default=20)
+    p.add_argument("--finetune-encoder", nargs="+", default=["full"], choices=["full", "frozen"],
+                   help="demographics: fine-tune the encoder with the head (full), or the head only (frozen)")
+    p.add_argument("--holdout", choices=["test", "valid"], default="test",
+                   help="demographics evaluated on the test users, or (valid, for tuning) on a slice of the "
+                        "training users with no test user read and no next-item part")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: fastest on the shared 2-core CPU)")
     p.add_argument("--quick", action="store_true",
                    help=("tiny sizes to prove the script runs: 300 users, gender, 10%% and 100%%, 2 seeds, "
@@ -62,6 +73,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.d_model, args.pretrain_epochs, args.finetune_epochs = 32, 2, 10
         args.next_item_epochs, args.sasrec_epochs = 1, 2
     return args
+
+
+def bag_of_items(split, vocabulary, target: str, fraction: float, seed: int, max_len: int, test_share: float,
+                 holdout: str) -> dict:
+    """The non-neural baseline on the same users and the same recent events: logistic regression
+    (scikit-learn) on which items each user's events name."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from llmrec.eval.metrics import macro_auc
+    from llmrec.ptum.data import demographic_data
+
+    data = demographic_data(split, vocabulary, target, fraction, seed, max_len, test_share, holdout=holdout)
+
+    def multi_hot(rows: list) -> np.ndarray:
+        out = np.zeros((len(rows), len(vocabulary)), dtype=np.float32)
+        for i, r in enumerate(rows):
+            out[i, r] = 1.0
+        return out
+
+    n_classes = len(data.classes)
+    probabilities = np.zeros((len(data.test_items), n_classes))
+    seen = np.unique(data.train_labels)
+    if len(seen) == 1:  # a handful of users with one class: the model can only answer it
+        probabilities[:, seen[0]] = 1.0
+    else:
+        model = LogisticRegression(max_iter=2000, random_state=seed).fit(multi_hot(data.train_items), data.train_labels)
+        probabilities[:, model.classes_] = model.predict_proba(multi_hot(data.test_items))
+    predicted = probabilities.argmax(-1)
+    majority = int(np.bincount(data.train_labels).argmax())
+    return {"target": target, "label_fraction": fraction, "seed": seed, "holdout": holdout,
+            "train_users": len(data.train_users), "test_users": len(data.test_users),
+            "accuracy": float(accuracy_score(data.test_labels, predicted)),
+            "macro_f1": float(f1_score(data.test_labels, predicted, average="macro", zero_division=0)),
+            "auc": macro_auc(data.test_labels, probabilities),
+            "majority_accuracy": float(np.mean(np.asarray(data.test_labels) == majority))}
 
 
 def mean_std(values: list[float]) -> str:
@@ -106,59 +154,82 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
         # --- demographics ----------------------------------------------------------------------------------
         runs = []
-        grid = list(itertools.product(args.targets, args.fractions, args.seeds, VARIANTS))
-        for target, fraction, seed, variant in tqdm(grid, desc="demographics fine-tuning"):
+        labels = [f"{v} ({mode})" if len(args.finetune_encoder) > 1 else v
+                  for mode in args.finetune_encoder for v in VARIANTS]
+        grid = list(itertools.product(args.targets, args.fractions, args.seeds, args.finetune_encoder, VARIANTS))
+        for target, fraction, seed, mode, variant in tqdm(grid, desc="demographics fine-tuning"):
             encoder = new_encoder(split, base, vocabulary, seed=seed) if variant == "scratch" else encoders[variant]
-            result = finetune_ptum(split, settings[variant], encoder, vocabulary, target, fraction, seed)
-            runs.append({"variant": variant, **result})
+            result = finetune_ptum(split, dataclasses.replace(settings[variant], finetune_encoder=mode), encoder,
+                                   vocabulary, target, fraction, seed, holdout=args.holdout)
+            label = f"{variant} ({mode})" if len(args.finetune_encoder) > 1 else variant
+            runs.append({"variant": label, **result})
+        labels.append(BASELINE)
+        for target, fraction, seed in itertools.product(args.targets, args.fractions, args.seeds):
+            runs.append({"variant": BASELINE, **bag_of_items(split, vocabulary, target, fraction, seed, base.max_len,
+                                                             base.test_share, args.holdout)})
         demo_rows = []
         for target in args.targets:
             for fraction in args.fractions:
-                for variant in VARIANTS:
+                for label in labels:
                     group = [r for r in runs if (r["target"], r["label_fraction"], r["variant"]) ==
-                             (target, fraction, variant)]
+                             (target, fraction, label)]
                     demo_rows.append({"target": target, "labelled users": f"{fraction:.0%} ({group[0]['train_users']})",
-                                      "encoder": variant, "test users": group[0]["test_users"],
+                                      "encoder": label, f"{args.holdout} users": group[0]["test_users"],
+                                      "AUC": mean_std([r["auc"] for r in group]),
                                       "accuracy": mean_std([r["accuracy"] for r in group]),
                                       "macro-F1": mean_std([r["macro_f1"] for r in group]),
                                       "majority class": mean_std([r["majority_accuracy"] for r in group])})
-        # --- next item, through the one evaluator ------------------------------------------------------
-        context = build_context(split, run_config, load={"ptum": f"{tmp}/pretrained"})
-        evaluator = make_evaluator(split, run_config, context)
-        scorers = [("popularity", context.build("popularity")),
-                   ("SASRec", context.build("sasrec", epochs=args.sasrec_epochs, output_dir=f"{tmp}/sasrec", **quiet)),
-                   ("PTUM pretrained", context.build("ptum")),
-                   (f"PTUM + next-item fine-tune ({args.next_item_epochs:g} epochs)",
-                    context.build("ptum", next_item_epochs=args.next_item_epochs, output_dir=f"{tmp}/next", **quiet))]
-        next_rows = []
-        for label, scorer in scorers:
-            result = evaluator(scorer)
-            next_rows.append({"method": label, "cases": result["counts"]["cases"], "NDCG@10": result["ndcg@10"],
-                              "Recall@10": result["recall@10"], "MRR@20": result["mrr@20"]})
-            print(f"{label}: ndcg@10 {result['ndcg@10']:.4f}", flush=True)
+        # --- next item, through the one evaluator (not when tuning: it evaluates on test events) ---------
+        next_rows: list[dict] = []
+        if args.holdout == "test":
+            context = build_context(split, run_config, load={"ptum": f"{tmp}/pretrained"})
+            evaluator = make_evaluator(split, run_config, context)
+            scorers = [("popularity", context.build("popularity")),
+                       ("SASRec", context.build("sasrec", epochs=args.sasrec_epochs, output_dir=f"{tmp}/sasrec",
+                                                 **quiet)),
+                       ("PTUM pretrained", context.build("ptum")),
+                       (f"PTUM + next-item fine-tune ({args.next_item_epochs:g} epochs)",
+                        context.build("ptum", next_item_epochs=args.next_item_epochs, output_dir=f"{tmp}/next",
+                                      **quiet))]
+            for label, scorer in scorers:
+                result = evaluator(scorer)
+                next_rows.append({"method": label, "cases": result["counts"]["cases"], "NDCG@10": result["ndcg@10"],
+                                  "Recall@10": result["recall@10"], "MRR@20": result["mrr@20"]})
+                print(f"{label}: ndcg@10 {result['ndcg@10']:.4f}", flush=True)
     minutes = (time.perf_counter() - started) / 60
+    held_out = ("held-out test users" if args.holdout == "test" else
+                "validation users (a slice of the training users; the test users are left out)")
+    parts = [f"User demographics (AUC, accuracy and macro-F1 on {held_out}, mean ± std over seeds "
+             f"{', '.join(map(str, args.seeds))}):",
+             markdown_table(demo_rows, ["target", "labelled users", "encoder", f"{args.holdout} users", "AUC",
+                                        "accuracy", "macro-F1", "majority class"])]
+    if next_rows:
+        parts += ["Next item (leave-one-out, full ranking):",
+                  markdown_table(next_rows, ["method", "cases", "NDCG@10", "Recall@10", "MRR@20"])]
     markdown = "\n\n".join([
-        "User demographics (accuracy and macro-F1 on held-out users, mean ± std over seeds "
-        f"{', '.join(map(str, args.seeds))}):",
-        markdown_table(demo_rows, ["target", "labelled users", "encoder", "test users", "accuracy", "macro-F1",
-                                   "majority class"]),
-        "Next item (leave-one-out, full ranking):",
-        markdown_table(next_rows, ["method", "cases", "NDCG@10", "Recall@10", "MRR@20"]),
+        *parts,
         "Pretraining throughput on this machine:",
         markdown_table(speed, ["pretraining", "windows", "epochs", "seconds", "sequences/s"], floatfmt=".1f")])
     notes = (f"Settings: PTUM d {base.d_model}, {base.n_layers} blocks, {base.n_heads} heads, max_len {base.max_len}, "
              f"mask share {base.mask_share:g} with {base.mask_negatives} negatives, next-K K={base.next_k} with "
              f"{base.next_negatives} negatives, {args.pretrain_epochs:g} pretraining epochs (batch {base.batch_size}, "
              f"lr {base.learning_rate:g}); demographics head fine-tuned with the encoder for {args.finetune_epochs:g} "
-             f"epochs (batch {base.finetune_batch_size}, lr {base.finetune_learning_rate:g}), test share "
+             f"epochs (batch {base.finetune_batch_size}, lr {base.finetune_learning_rate:g}; 'frozen': the head only, "
+             f"a linear probe, lr {base.probe_learning_rate:g}), test share "
              f"{base.test_share:g}; age in MovieLens 1M's 7 bands; SASRec {args.sasrec_epochs:g} epochs; torch threads "
              f"{args.threads}; whole run {minutes:.1f} min. 'majority class': accuracy of always answering the "
-             "training users' most frequent class. Pretraining reads only the known interactions (no user "
-             "table); the test users' behaviour is among them, unlabelled, as in the paper's setting.")
+             "training users' most frequent class; AUC: one-vs-rest, averaged over classes (gender: of F vs M), "
+             "0.5 is chance. 'bag-of-items LR': scikit-learn logistic regression on which items the same "
+             "recent events name (the non-neural baseline, same users). Pretraining reads only the known "
+             "interactions (no user table); the test users' behaviour is among them, unlabelled, as in the "
+             "paper's setting.")
     print("\n" + markdown + "\n\n" + notes)
     if not args.no_record:
         command = "python benchmarks/bench_ptum.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        record("ptum", "PTUM (MovieLens 100K: demographics from few labels; next item)", command.strip(), markdown,
+        name, title = (("ptum", "PTUM (MovieLens 100K: demographics from few labels; next item)")
+                       if args.holdout == "test" else
+                       ("ptum_valid", "PTUM tuning (MovieLens 100K demographics on validation users)"))
+        record(name, title, command.strip(), markdown,
                {"demographics": demo_rows, "runs": runs, "next_item": next_rows, "throughput": speed,
                 "settings": vars(args)}, notes=notes)
     return 0

@@ -17,6 +17,7 @@ from llmrec.eval.metrics import (
     case_auc,
     hit_rate_at_k,
     ideal_dcg,
+    macro_auc,
     mrr_at_k,
     ndcg_at_k,
     pessimistic_ranks,
@@ -195,3 +196,18 @@ def test_rating_metrics_by_hand():
     assert out["rmse"] == pytest.approx(math.sqrt(5 / 3))
     with pytest.raises(ValueError):
         rating_metrics([1, 2], [1.0, float("nan")])
+
+
+def test_macro_auc_by_hand_and_with_a_missing_class():
+    # Binary: the AUC of class 1's probability. Pairs (pos, neg): (0.9 > 0.2), (0.9 > 0.6), (0.4 > 0.2),
+    # (0.4 < 0.6): 3 of 4 ordered correctly.
+    probs = np.array([[0.1, 0.9], [0.8, 0.2], [0.6, 0.4], [0.4, 0.6]])
+    assert macro_auc([1, 0, 1, 0], probs) == pytest.approx(0.75)
+    # Three classes, class 2 never occurs: the mean over classes 0 and 1 only.
+    three = np.array([[0.7, 0.2, 0.1], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1], [0.3, 0.6, 0.1]])
+    labels = [0, 1, 0, 1]
+    expected = np.mean([roc_auc_score(np.equal(labels, c), three[:, c]) for c in (0, 1)])
+    assert macro_auc(labels, three) == pytest.approx(expected) == pytest.approx(1.0)
+    assert math.isnan(macro_auc([1, 1], probs[:2]))
+    with pytest.raises(ValueError, match="class indices"):
+        macro_auc([0, 3], probs[:2])

@@ -17,6 +17,7 @@ from llmrec.data.splits import leave_one_out_split
 from llmrec.ptum import (
     PTUM,
     ItemVocabulary,
+    PTUMClassifier,
     PTUMCollator,
     PTUMConfig,
     PTUMScorer,
@@ -26,6 +27,8 @@ from llmrec.ptum import (
     new_encoder,
     pretrain_ptum,
 )
+from llmrec.ptum.data import user_sequences, user_subset
+from llmrec.ptum.train import next_item_windows
 from llmrec.registry import BuildContext, build_scorer
 from llmrec.run import RunConfig, run
 
@@ -146,6 +149,75 @@ def test_demographic_labels_never_reach_training(tmp_path):
     assert len(ages.classes) == 7 and set(ages.train_labels) <= set(range(7))
 
 
+def test_validation_holdout_never_reads_a_test_user(tmp_path):
+    split = leave_one_out_split(behaviour_dataset())
+    vocabulary = ItemVocabulary.from_split(split)
+    test = demographic_data(split, vocabulary, "gender", 1.0, seed=4, max_len=12)
+    valid = demographic_data(split, vocabulary, "gender", 1.0, seed=4, max_len=12, holdout="valid")
+    assert valid.holdout == "valid" and len(valid.test_users) > 0
+    # The validation users and their training users are both drawn from the test split's pool.
+    assert not (set(valid.train_users) | set(valid.test_users)) & set(test.test_users)
+    assert not set(valid.train_users) & set(valid.test_users)
+    assert set(valid.train_users) | set(valid.test_users) == set(test.train_users)
+    # A test user's label flips: nothing the validation run reads changes.
+    users = split.dataset.users.copy()
+    for user in test.test_users:
+        users.loc[user, "gender"] = "F" if users.loc[user, "gender"] == "M" else "M"
+    changed = dataclasses.replace(split, dataset=dataclasses.replace(split.dataset, users=users))
+    again = demographic_data(changed, vocabulary, "gender", 1.0, seed=4, max_len=12, holdout="valid")
+    assert (again.train_labels, again.test_labels) == (valid.train_labels, valid.test_labels)
+    with pytest.raises(ValueError, match="holdout must be one of"):
+        demographic_data(split, vocabulary, "gender", 1.0, seed=4, max_len=12, holdout="train")
+
+
+def test_user_fraction_draws_a_seeded_nested_subset():
+    users = [f"u{i}" for i in range(200)]
+    small, large = user_subset(users, 0.05, seed=1), user_subset(users, 0.5, seed=1)
+    assert len(small) == 10 and len(large) == 100 and small < large
+    assert user_subset(list(reversed(users)), 0.05, seed=1) == small  # the input order does not matter
+    assert user_subset(users, 0.05, seed=2) != small
+    assert len(user_subset(users, 0.001, seed=1)) == 1  # at least one user
+    split = leave_one_out_split(behaviour_dataset())
+    vocabulary = ItemVocabulary.from_split(split)
+    every = next_item_windows(split, vocabulary, 12)
+    some = next_item_windows(split, vocabulary, 12, user_fraction=0.1, seed=0)
+    assert 0 < len(some) < len(every) / 5
+    chosen = user_subset([str(u) for u in split.known("test")["user_id"].unique()], 0.1, seed=0)
+    sequences = {u: s for u, s in user_sequences(split.known("test"), vocabulary).items() if u in chosen}
+    assert len(some) == sum(len(s) - 1 for s in sequences.values())
+
+
+def test_frozen_encoder_trains_only_the_head(tmp_path):
+    config = small_config(tmp_path, dropout=0.3)
+    model = PTUMClassifier(PTUM(config, n_items=20), n_classes=2, freeze_encoder=True).train()
+    assert not model.encoder.training and model.head.training  # no dropout on the fixed user vectors
+    ids = torch.tensor([[1, 2, 3], [4, 5, 0]])
+    model(ids, labels=torch.tensor([0, 1]))["loss"].backward()
+    assert all(p.grad is None for p in model.encoder.parameters())
+    assert model.head.weight.grad is not None and model.head.weight.grad.abs().sum() > 0
+    torch.testing.assert_close(model.encoder.user_vector(ids), model.encoder.user_vector(ids))  # deterministic
+    # Through finetune_ptum: the probe's result says so, and the encoder it was given is unchanged.
+    split = leave_one_out_split(behaviour_dataset())
+    vocabulary = ItemVocabulary.from_split(split)
+    encoder = new_encoder(split, small_config(tmp_path), vocabulary, seed=0)
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    result = finetune_ptum(split, small_config(tmp_path, finetune_encoder="frozen", finetune_epochs=3), encoder,
+                           vocabulary, "gender", 1.0, seed=0)
+    assert result["finetune_encoder"] == "frozen" and 0 <= result["auc"] <= 1
+    for name, value in encoder.state_dict().items():
+        torch.testing.assert_close(value, before[name], msg=name)
+
+
+def test_from_scratch_next_item_skips_pretraining(tmp_path):
+    split = leave_one_out_split(behaviour_dataset())
+    config = small_config(tmp_path, pretrain=False, next_item_epochs=1)
+    scorer = build_scorer("ptum", BuildContext(split), config)
+    # No pretrained model was written, only the next-item fine-tuned one.
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    assert (tmp_path / "run" / "next-item" / "model.safetensors").exists()
+    assert np.isfinite(scorer.score([["i1", "i2"]], ["i3", "i4"])).all()
+
+
 def _mean_loss(model: PTUM, batches: list[dict]) -> float:
     model.eval()
     with torch.no_grad():
@@ -211,6 +283,9 @@ def test_save_and_load_give_equal_scores(tmp_path, tiny_sentence_model):
     ("mask_negatives", 0, "mask_negatives and next_negatives must be >= 1"),
     ("test_share", 1.0, "test_share must be in"),
     ("dropout", 1.0, "dropout must be in"),
+    ("finetune_encoder", "half", "finetune_encoder must be one of"),
+    ("user_fraction", 0.0, "user_fraction must be in"),
+    ("pretrain", False, "pretrain=False .* needs next_item_epochs > 0"),
 ])
 def test_bad_config_values_raise_clear_errors(option, value, message):
     with pytest.raises(ValueError, match=message):
@@ -234,7 +309,7 @@ def test_finetune_demographics_on_real_movielens(require_data, tmp_path):
     assert pre["test_users"] == scratch["test_users"] == 30 and pre["train_users"] == 12
     assert pre["classes"] == ["F", "M"]
     for result in (pre, scratch):
-        assert 0 <= result["accuracy"] <= 1 and 0 <= result["macro_f1"] <= 1
+        assert 0 <= result["accuracy"] <= 1 and 0 <= result["macro_f1"] <= 1 and 0 <= result["auc"] <= 1
     # Fine-tuning works on a copy: the pretrained encoder is unchanged.
     loaded, _ = PTUM.from_pretrained(config.output_dir)
     for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
@@ -253,3 +328,6 @@ def test_cli_finetune_flags_and_clear_errors(capsys):
     assert "exactly one of --load PRETRAINED_DIR and --scratch" in capsys.readouterr().err
     assert main(["ptum", "finetune", "--task", "next-item", "--load", "x"]) == 1
     assert "--next-item-epochs > 0" in capsys.readouterr().err
+    assert main(["ptum", "finetune", "--task", "next-item", "--load", "x", "--no-pretrain",
+                 "--next-item-epochs", "1"]) == 1
+    assert "exactly one of --load PRETRAINED_DIR and --no-pretrain" in capsys.readouterr().err

@@ -299,6 +299,20 @@ def binary_metrics(labels: Sequence[int] | np.ndarray, scores: Sequence[float] |
     return out
 
 
+def macro_auc(labels: Sequence[int] | np.ndarray, probabilities: np.ndarray) -> float:
+    """One-vs-rest AUC of class probabilities ``(n, n_classes)``, averaged over the classes that
+    occur in ``labels`` alongside another class (binary: the AUC of class 1). NaN when none does."""
+    y = np.asarray(labels).astype(np.int64)
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.ndim != 2 or len(p) != len(y):
+        raise ValueError(f"probabilities must be (len(labels), n_classes), got {p.shape} for {len(y)} labels")
+    if len(y) and (y.min() < 0 or y.max() >= p.shape[1]):
+        raise ValueError(f"labels must be class indices in [0, {p.shape[1]})")
+    classes = [1] if p.shape[1] == 2 else range(p.shape[1])
+    aucs = [roc_auc_score(y == c, p[:, c]) for c in classes if 0 < np.sum(y == c) < len(y)]
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
 def rating_metrics(y_true: Sequence[float] | np.ndarray, y_pred: Sequence[float] | np.ndarray) -> dict:
     """RMSE and MAE of predicted ratings."""
     t = np.asarray(y_true, dtype=np.float64)

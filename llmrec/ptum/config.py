@@ -12,6 +12,7 @@ from llmrec.embed.encoder import DEFAULT_MODEL
 from llmrec.training import TrainerSettings
 
 ITEM_ENCODERS = ("id", "text")
+FINETUNE_ENCODER = ("full", "frozen")
 
 
 @dataclass
@@ -53,10 +54,22 @@ class PTUMConfig(TrainerSettings):
         "help": "seed for initialisation, data order, masking, negatives and dropout"})
     output_dir: str = field(default="runs/ptum", metadata={
         "help": "where checkpoints (safetensors) and the pretrained model go"})
+    pretrain: bool = field(default=True, metadata={
+        "help": "False: skip pretraining and fine-tune next-item prediction from a randomly initialised "
+                "encoder (the from-scratch baseline; needs next_item_epochs > 0)"})
     # --- fine-tuning ---------------------------------------------------------------------------------
     next_item_epochs: float = field(default=0.0, metadata={
         "help": "recommendation: fine-tune the pretrained encoder on next-item prediction (K=1, same "
                 "negatives) for this many epochs before scoring (0: score with the pretrained user vector)"})
+    user_fraction: float = field(default=1.0, metadata={
+        "help": "next-item fine-tuning: share of the users (a seeded draw of user ids) whose known events "
+                "are trained on; the rest only feed pretraining, as unlabelled behaviour"})
+    finetune_encoder: str = field(default="full", metadata={
+        "help": "demographics: full: fine-tune the encoder with the head; frozen: train only the linear "
+                "head on the fixed user vector (a linear probe)"})
+    probe_learning_rate: float = field(default=1e-2, metadata={
+        "help": "demographics with finetune_encoder=frozen: the head's learning rate (a lone linear head "
+                "takes larger steps than a whole encoder can)"})
     finetune_epochs: float = field(default=30.0, metadata={"help": "demographics: passes over the labelled users"})
     finetune_batch_size: int = field(default=32, metadata={
         "help": "demographics: users per step (small, so that a 1% label share still makes several steps)"})
@@ -89,6 +102,13 @@ class PTUMConfig(TrainerSettings):
             raise ValueError(f"PTUMConfig.max_len must be >= 2 and > next_k ({self.next_k}), got {self.max_len}")
         if not 0.0 < self.test_share < 1.0:
             raise ValueError(f"PTUMConfig.test_share must be in (0, 1), got {self.test_share}")
+        if not self.pretrain and self.next_item_epochs <= 0:
+            raise ValueError("PTUMConfig: pretrain=False (from scratch) needs next_item_epochs > 0")
+        if self.finetune_encoder not in FINETUNE_ENCODER:
+            raise ValueError(f"PTUMConfig.finetune_encoder must be one of {list(FINETUNE_ENCODER)}, "
+                             f"got {self.finetune_encoder!r}")
+        if not 0.0 < self.user_fraction <= 1.0:
+            raise ValueError(f"PTUMConfig.user_fraction must be in (0, 1], got {self.user_fraction}")
         if self.finetune_batch_size < 1:
             raise ValueError(f"PTUMConfig.finetune_batch_size must be >= 1, got {self.finetune_batch_size}")
         if self.next_item_epochs < 0 or self.finetune_epochs <= 0:

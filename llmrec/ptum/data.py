@@ -187,9 +187,14 @@ def user_labels(users: pd.DataFrame, target: str) -> tuple[pd.Series, list[str]]
     return labels, classes
 
 
+HOLDOUTS = ("test", "valid")
+
+
 @dataclass
 class DemographicData:
-    """Labelled users split by user: behaviour rows, class indices, and the label set."""
+    """Labelled users split by user: behaviour rows, class indices, and the label set. ``test_*``
+    are the evaluated users: the test users, or with ``holdout='valid'`` a validation slice of the
+    training pool (the test users are then left out entirely)."""
 
     classes: list[str]
     train_users: list[str]
@@ -198,16 +203,24 @@ class DemographicData:
     test_users: list[str]
     test_items: list[np.ndarray]
     test_labels: list[int]
+    holdout: str = "test"
 
 
 def demographic_data(split: Split, vocabulary: ItemVocabulary, target: str, label_fraction: float, seed: int,
-                     max_len: int, test_share: float = 0.2, part: str = "test") -> DemographicData:
+                     max_len: int, test_share: float = 0.2, part: str = "test",
+                     holdout: str = "test") -> DemographicData:
     """Labelled users with known behaviour (their most recent ``max_len`` events), split into test
-    (``test_share``) and train by a seeded order of user ids; ``label_fraction`` of the training
-    users (at least one) keep their label. One seed gives nested subsets: the 1% users are among
-    the 10% users."""
+    (``test_share``) and a training pool by a seeded order of user ids; ``label_fraction`` of the
+    pool (at least one user) keeps its label. One seed gives nested subsets: the 1% users are among
+    the 10% users.
+
+    ``holdout='valid'`` is for tuning: the test users are dropped, a ``test_share`` slice of the
+    pool is evaluated instead, and the label fraction is taken from the rest of the pool. The test
+    users are the same as with ``holdout='test'`` for a seed, so no setting is chosen on them."""
     if not 0.0 < label_fraction <= 1.0:
         raise ValueError(f"label_fraction must be in (0, 1], got {label_fraction}")
+    if holdout not in HOLDOUTS:
+        raise ValueError(f"holdout must be one of {list(HOLDOUTS)}, got {holdout!r}")
     if split.dataset.users is None:
         raise ValueError(f"{split.dataset.name} has no users table: the demographics task needs one")
     labels, classes = user_labels(split.dataset.users, target)
@@ -217,16 +230,27 @@ def demographic_data(split: Split, vocabulary: ItemVocabulary, target: str, labe
     order = [users[i] for i in np.random.default_rng(seed).permutation(len(users))]
     n_test = max(1, int(round(test_share * len(order))))
     test, pool = order[:n_test], order[n_test:]
+    if holdout == "valid":
+        n_valid = max(1, int(round(test_share * len(pool))))
+        test, pool = pool[:n_valid], pool[n_valid:]
     train = pool[: max(1, int(round(label_fraction * len(pool))))]
-    if not train:
-        raise ValueError(f"too few labelled users ({len(users)}) for a train / test split")
+    if not train or not test:
+        raise ValueError(f"too few labelled users ({len(users)}) for a train / {holdout} split")
     index = {c: i for i, c in enumerate(classes)}
 
     def recent(user: str) -> np.ndarray:
         return sequences[user][-max_len:]
 
     return DemographicData(classes, train, [recent(u) for u in train], [index[labels[u]] for u in train],
-                           test, [recent(u) for u in test], [index[labels[u]] for u in test])
+                           test, [recent(u) for u in test], [index[labels[u]] for u in test], holdout)
+
+
+def user_subset(users: Sequence[str], fraction: float, seed: int) -> set[str]:
+    """A seeded ``fraction`` (at least one) of ``users``, drawn from their sorted ids, so it does
+    not depend on the order they come in; one seed gives nested subsets (1% within 10%)."""
+    ordered = sorted(users)
+    order = np.random.default_rng(seed).permutation(len(ordered))
+    return {ordered[i] for i in order[: max(1, int(round(fraction * len(ordered))))]}
 
 
 class LabelledUsers(torch.utils.data.Dataset):

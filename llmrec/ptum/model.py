@@ -186,12 +186,23 @@ class PTUM(nn.Module):
 
 class PTUMClassifier(nn.Module):
     """A (pretrained or fresh) PTUM encoder with a linear head on the user vector, for user-level
-    labels such as demographics."""
+    labels such as demographics. ``freeze_encoder``: only the head learns (a linear probe); the
+    encoder stays in eval mode, so dropout does not blur the fixed user vectors either."""
 
-    def __init__(self, encoder: PTUM, n_classes: int):
+    def __init__(self, encoder: PTUM, n_classes: int, freeze_encoder: bool = False):
         super().__init__()
         self.encoder = encoder
+        self.freeze_encoder = freeze_encoder
         self.head = nn.Linear(encoder.config.d_model, n_classes)
+        if freeze_encoder:
+            encoder.requires_grad_(False)
+            encoder.eval()
+
+    def train(self, mode: bool = True) -> PTUMClassifier:
+        super().train(mode)
+        if self.freeze_encoder:
+            self.encoder.eval()
+        return self
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
         logits = self.head(self.encoder.user_vector(input_ids))

@@ -57,16 +57,20 @@ class PTUMScorer:
 
 
 def build_ptum(context: BuildContext, config: PTUMConfig) -> PTUMScorer:
-    """Load ``context.load['ptum']`` or pretrain on the known events; then, when
-    ``config.next_item_epochs`` > 0, fine-tune on next-item prediction before scoring."""
-    from llmrec.ptum.train import finetune_next_item, pretrain_ptum
+    """Load ``context.load['ptum']``, or pretrain on the known events (``config.pretrain=False``: a
+    random encoder); then, when ``config.next_item_epochs`` > 0, fine-tune on next-item prediction
+    before scoring."""
+    from llmrec.ptum.train import finetune_next_item, new_encoder, pretrain_ptum
 
     saved = context.load_dir("ptum")
     if saved:
         model, items = PTUM.from_pretrained(saved)
         vocabulary = ItemVocabulary(items)
-    else:
+    elif config.pretrain:
         model, vocabulary = pretrain_ptum(context.split, config, part=context.part)
+    else:
+        vocabulary = ItemVocabulary.from_split(context.split, context.part)
+        model = new_encoder(context.split, config, vocabulary)
     if config.next_item_epochs > 0:
         model = finetune_next_item(context.split, model, vocabulary, config, part=context.part)
     return PTUMScorer(model, vocabulary)

@@ -31,6 +31,7 @@ from llmrec.ptum.data import (
     pad_rows,
     text_item_vectors,
     user_sequences,
+    user_subset,
 )
 from llmrec.ptum.model import PTUM, PTUMClassifier
 from llmrec.training import train_and_save, training_arguments
@@ -73,9 +74,13 @@ def pretrain_ptum(split: Split, config: PTUMConfig, part: str = "test", model: P
     return model.eval(), vocabulary
 
 
-def next_item_windows(split: Split, vocabulary: ItemVocabulary, max_len: int, part: str = "test") -> PTUMSequences:
-    """Every known event after a user's first as a target, with up to ``max_len`` events before it."""
-    out = [seq[max(0, end - max_len - 1):end] for seq in user_sequences(split.known(part), vocabulary).values()
+def next_item_windows(split: Split, vocabulary: ItemVocabulary, max_len: int, part: str = "test",
+                      user_fraction: float = 1.0, seed: int = 0) -> PTUMSequences:
+    """Every known event after a user's first as a target, with up to ``max_len`` events before it;
+    from a seeded ``user_fraction`` of the users (``user_subset``)."""
+    sequences = user_sequences(split.known(part), vocabulary)
+    users = user_subset(list(sequences), user_fraction, seed) if user_fraction < 1.0 else set(sequences)
+    out = [seq[max(0, end - max_len - 1):end] for user, seq in sequences.items() if user in users
            for end in range(2, len(seq) + 1)]
     return PTUMSequences(out)
 
@@ -83,15 +88,15 @@ def next_item_windows(split: Split, vocabulary: ItemVocabulary, max_len: int, pa
 def finetune_next_item(split: Split, model: PTUM, vocabulary: ItemVocabulary, config: PTUMConfig,
                        part: str = "test", **training_overrides: Any) -> PTUM:
     """Fine-tune on next-item prediction (the user vector scores the next item against
-    ``config.next_negatives`` negatives) for ``config.next_item_epochs``; saved to
-    ``<output_dir>/next-item``."""
+    ``config.next_negatives`` negatives) for ``config.next_item_epochs``, on the sequences of a
+    seeded ``config.user_fraction`` of the users; saved to ``<output_dir>/next-item``."""
     from transformers import Trainer
 
     if model.n_items != len(vocabulary):
         raise ValueError(f"model has {model.n_items} item rows, the vocabulary {len(vocabulary)}")
     settings = dataclasses.replace(config, epochs=config.next_item_epochs, learning_rate=config.finetune_learning_rate,
                                    output_dir=f"{config.output_dir}/next-item")
-    dataset = next_item_windows(split, vocabulary, model.config.max_len, part)
+    dataset = next_item_windows(split, vocabulary, model.config.max_len, part, config.user_fraction, config.seed)
     if len(dataset) == 0:
         raise ValueError("no user has two known events: nothing to fine-tune next-item prediction on")
     collator = PTUMCollator(len(vocabulary), masked=False, next_k=1, next_negatives=config.next_negatives,
@@ -105,39 +110,51 @@ def finetune_next_item(split: Split, model: PTUM, vocabulary: ItemVocabulary, co
 
 
 def finetune_ptum(split: Split, config: PTUMConfig, encoder: PTUM, vocabulary: ItemVocabulary, target: str,
-                  label_fraction: float, seed: int, part: str = "test", **training_overrides: Any) -> dict:
+                  label_fraction: float, seed: int, part: str = "test", holdout: str = "test",
+                  **training_overrides: Any) -> dict:
     """Demographics: fine-tune ``encoder`` (a copy; pretrained, or fresh for 'scratch') with a linear
-    head on ``label_fraction`` of the training users and report test accuracy and macro-F1.
+    head on ``label_fraction`` of the training users (``config.finetune_encoder='frozen'``: the head
+    only) and report accuracy, macro-F1 and macro one-vs-rest AUC on the test users, or with
+    ``holdout='valid'`` on a validation slice of the training pool (for tuning: no test user is read).
 
     The training settings are ``config``'s with the ``finetune_*`` epochs, batch size and learning rate;
     nothing is saved (no checkpoint, no model)."""
     from sklearn.metrics import accuracy_score, f1_score
     from transformers import Trainer, set_seed
 
+    from llmrec.eval.metrics import macro_auc
+
     data = demographic_data(split, vocabulary, target, label_fraction, seed, encoder.config.max_len,
-                            config.test_share, part)
+                            config.test_share, part, holdout)
     set_seed(seed)
-    model = PTUMClassifier(copy.deepcopy(encoder).train(), len(data.classes))
+    model = PTUMClassifier(copy.deepcopy(encoder).train(), len(data.classes),
+                           freeze_encoder=config.finetune_encoder == "frozen")
     with tempfile.TemporaryDirectory(prefix="ptum-finetune-") as tmp:
         settings = dataclasses.replace(config, epochs=config.finetune_epochs, seed=seed, output_dir=tmp,
                                        batch_size=config.finetune_batch_size,
-                                       learning_rate=config.finetune_learning_rate, save_steps=0, resume=False)
+                                       learning_rate=(config.probe_learning_rate if config.finetune_encoder == "frozen"
+                                                      else config.finetune_learning_rate),
+                                       save_steps=0, resume=False)
         trainer = Trainer(model=model, args=training_arguments(settings, **training_overrides),
                           train_dataset=LabelledUsers(data.train_items, data.train_labels),
                           data_collator=collate_labelled)
         trainer.train()
-    predicted = predict(model.eval(), data.test_items)
+    probabilities = predict_proba(model.eval(), data.test_items, len(data.classes))
+    predicted = probabilities.argmax(-1)
     majority = int(np.bincount(data.train_labels).argmax())
     return {"target": target, "label_fraction": label_fraction, "seed": seed, "classes": data.classes,
+            "holdout": holdout, "finetune_encoder": config.finetune_encoder,
             "train_users": len(data.train_users), "test_users": len(data.test_users),
             "accuracy": float(accuracy_score(data.test_labels, predicted)),
             "macro_f1": float(f1_score(data.test_labels, predicted, average="macro", zero_division=0)),
+            "auc": macro_auc(data.test_labels, probabilities),
             "majority_accuracy": float(np.mean(np.asarray(data.test_labels) == majority))}
 
 
 @torch.no_grad()
-def predict(model: PTUMClassifier, items: list[np.ndarray], batch_size: int = 256) -> np.ndarray:
+def predict_proba(model: PTUMClassifier, items: list[np.ndarray], n_classes: int, batch_size: int = 256) -> np.ndarray:
+    """(len(items), n_classes) class probabilities."""
     device = next(model.parameters()).device
-    out = [model(pad_rows(items[i:i + batch_size]).to(device))["logits"].argmax(-1).cpu()
+    out = [model(pad_rows(items[i:i + batch_size]).to(device))["logits"].softmax(-1).cpu()
            for i in range(0, len(items), batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
+    return torch.cat(out).numpy() if out else np.zeros((0, n_classes), dtype=np.float32)
