@@ -30,7 +30,7 @@ ITEM_TEXT = {"title": "Title", "position": "Position", "company": "Company", "ci
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
 
 
-def _joined_text(path: Path, column: str) -> pd.Series:
+def joined_text(path: Path, column: str) -> pd.Series:
     """Per applicant, the distinct non-missing values of ``column`` joined by "; " (file order)."""
     table = read_table(path, delimiter=",", required=("Applicant.ID", column), quoted=True)
     table.integers("Applicant.ID", "an integer applicant id")
@@ -62,6 +62,6 @@ def load_job_views(folder: str | Path) -> Dataset:
     for file, column, name in ((EXPERIENCE_FILE, "Position.Name", "experience"),
                                (INTEREST_FILE, "Position.Of.Interest", "positions_of_interest")):
         if (folder / file).exists():
-            users[name] = _joined_text(folder / file, column).reindex(user_ids).to_numpy()
+            users[name] = joined_text(folder / file, column).reindex(user_ids).to_numpy()
     return Dataset(name="job-views", interactions=interactions, items=items,
                    users=users if len(users.columns) else None, domain="job", source=str(folder))
