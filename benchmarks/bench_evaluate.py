@@ -5,6 +5,8 @@
 
 * ``scientific``: Amazon Scientific, the source's predefined split (RecFormer / UniSRec validation
   users), **full** ranking over every item: popularity, item-CF, BM25, embedding, SASRec, LEARN-pch.
+* ``ml100k``: MovieLens 100K, leave-one-out (each user's last rating), **sampled** (the target plus
+  100 seeded negatives): popularity, item-CF, the bias model, SASRec, the two-tower model and DIEN.
 * ``games``: Amazon Games, the LLMRank validation users, the LLMRank protocol (**sampled**: the target
   plus 19 seeded negatives, label-blind order): popularity, item-CF, BM25, embedding, SASRec and an
   LLM reranker, every scorer on the same seeded subset of cases and the same lists.
@@ -50,6 +52,16 @@ def protocol_settings(args: argparse.Namespace) -> dict[str, tuple[RunConfig, li
              "llmrank": llm},
             "Amazon Games, LLMRank protocol (target + 19 sampled negatives)",
         ),
+        "ml100k": (
+            RunConfig(dataset="ml-100k", mode="sampled", num_negatives=100, seed=args.seed,
+                      **{**common, "split": "leave_one_out"}),
+            ["popularity", "itemcf", "bias", "sasrec", "two-tower", "dien"],
+            {"sasrec": {"epochs": args.sasrec_epochs, "output_dir": f"{args.runs}/ml100k-sasrec"},
+             "two-tower": {"epochs": 5, "output_dir": f"{args.runs}/ml100k-two-tower"},
+             "dien": {"epochs": 1, "batch_size": 256, "max_len": 20, "learning_rate": 5e-3,
+                      "output_dir": f"{args.runs}/ml100k-dien"}},
+            "MovieLens 100K, leave-one-out, target + 100 sampled negatives (classic models: DIEN, two-tower)",
+        ),
     }
 
 
@@ -88,7 +100,8 @@ def verdict(results: dict[str, dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--protocols", nargs="+", default=["scientific", "games"], choices=["scientific", "games"])
+    parser.add_argument("--protocols", nargs="+", default=["scientific", "games"],
+                        choices=["scientific", "games", "ml100k"])
     parser.add_argument("--games-cases", type=int, default=200, help="seeded subset of Games cases (all scorers)")
     parser.add_argument("--sasrec-epochs", type=float, default=20.0)
     parser.add_argument("--games-sasrec-epochs", type=float, default=5.0)

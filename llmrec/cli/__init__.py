@@ -13,8 +13,8 @@ import sys
 
 from llmrec import __version__
 
-COMMANDS = ["quickstart", "data", "embed", "evaluate", "coldstart", "rerank", "learn", "sasrec", "p5", "ptum",
-            "tallrec"]
+COMMANDS = ["quickstart", "data", "embed", "evaluate", "coldstart", "rerank", "learn", "sasrec", "p5", "ptum", "dien",
+            "two_tower", "tallrec", "girl"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from llmrec.data.schema import ITEM
 from llmrec.data.splits import Split
@@ -58,3 +59,14 @@ class ItemVocabulary:
         if not n_users:
             return np.zeros((0, 0), np.int64)
         return np.stack([self.rows(list(c)) for c in candidates]).reshape(n_users, width)
+
+
+def user_segments(events: pd.DataFrame, vocabulary: ItemVocabulary) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """``events`` sorted by (user, time), their vocabulary rows, and the bounds of each user's run in
+    them (user k's events are ``rows[bounds[k]:bounds[k + 1]]``, oldest first)."""
+    from llmrec.data.schema import TIME, USER
+
+    ordered = events.sort_values([USER, TIME], kind="stable")
+    rows = vocabulary.rows(ordered[ITEM].tolist())
+    users = ordered[USER].to_numpy()
+    return ordered, rows, np.flatnonzero(np.r_[True, users[1:] != users[:-1], True]) if len(users) else np.zeros(1, int)
