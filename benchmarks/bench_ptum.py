@@ -81,10 +81,9 @@ def bag_of_items(split, vocabulary, target: str, fraction: float, seed: int, max
     (scikit-learn) on which items each user's events name."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, f1_score
 
-    from llmrec.eval.metrics import macro_auc
     from llmrec.ptum.data import demographic_data
+    from llmrec.ptum.train import demographic_metrics
 
     data = demographic_data(split, vocabulary, target, fraction, seed, max_len, test_share, holdout=holdout)
 
@@ -94,22 +93,15 @@ def bag_of_items(split, vocabulary, target: str, fraction: float, seed: int, max
             out[i, r] = 1.0
         return out
 
-    n_classes = len(data.classes)
-    probabilities = np.zeros((len(data.test_items), n_classes))
+    probabilities = np.zeros((len(data.test_items), len(data.classes)))
     seen = np.unique(data.train_labels)
     if len(seen) == 1:  # a handful of users with one class: the model can only answer it
         probabilities[:, seen[0]] = 1.0
     else:
         model = LogisticRegression(max_iter=2000, random_state=seed).fit(multi_hot(data.train_items), data.train_labels)
         probabilities[:, model.classes_] = model.predict_proba(multi_hot(data.test_items))
-    predicted = probabilities.argmax(-1)
-    majority = int(np.bincount(data.train_labels).argmax())
     return {"target": target, "label_fraction": fraction, "seed": seed, "holdout": holdout,
-            "train_users": len(data.train_users), "test_users": len(data.test_users),
-            "accuracy": float(accuracy_score(data.test_labels, predicted)),
-            "macro_f1": float(f1_score(data.test_labels, predicted, average="macro", zero_division=0)),
-            "auc": macro_auc(data.test_labels, probabilities),
-            "majority_accuracy": float(np.mean(np.asarray(data.test_labels) == majority))}
+            **demographic_metrics(data, probabilities)}
 
 
 def mean_std(values: list[float]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -113,10 +114,15 @@ def resume_checkpoint(settings: TrainerSettings, method: str, folder: str | None
     return found
 
 
-def train_and_save(trainer, settings: TrainerSettings, method: str) -> None:
+def train_and_save(trainer, settings: TrainerSettings, method: str,
+                   save_config: Callable[[str], Any] | None = None) -> None:
     """Train (resuming from the newest checkpoint when ``settings.resume``) and save the final model.
 
-    ``save_model`` gathers sharded weights (FSDP, DeepSpeed) and writes model.safetensors on rank 0.
+    ``save_model`` gathers sharded weights (FSDP, DeepSpeed) and writes model.safetensors on rank 0;
+    ``save_config(output_dir)``, when given, writes the method's own config and vocabulary beside
+    them, on the main process only.
     """
     trainer.train(resume_from_checkpoint=resume_checkpoint(settings, method))
     trainer.save_model(settings.output_dir)
+    if save_config is not None and trainer.is_world_process_zero():
+        save_config(settings.output_dir)

@@ -285,6 +285,7 @@ def test_save_and_load_give_equal_scores(tmp_path, tiny_sentence_model):
     ("dropout", 1.0, "dropout must be in"),
     ("finetune_encoder", "half", "finetune_encoder must be one of"),
     ("user_fraction", 0.0, "user_fraction must be in"),
+    ("probe_learning_rate", 0.0, "probe_learning_rate and finetune_learning_rate must be > 0"),
     ("pretrain", False, "pretrain=False .* needs next_item_epochs > 0"),
 ])
 def test_bad_config_values_raise_clear_errors(option, value, message):

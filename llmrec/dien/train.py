@@ -37,7 +37,5 @@ def train_dien(split: Split, config: DIENConfig, part: str = "test", callbacks: 
                             cold_categories=cold)
     trainer = Trainer(model=model, args=training_arguments(config, **training_overrides), train_dataset=examples,
                       data_collator=collator, callbacks=callbacks)
-    train_and_save(trainer, config, "DIEN")
-    if trainer.is_world_process_zero():
-        model.save_config(config.output_dir, vocabulary.items, categories)
+    train_and_save(trainer, config, "DIEN", lambda out: model.save_config(out, vocabulary.items, categories))
     return model.eval(), vocabulary, categories

@@ -46,9 +46,7 @@ def train_learn(split: Split, content: ContentEmbeddings, config: LearnConfig, p
     trainer = Trainer(model=model, args=args, train_dataset=dataset,
                       data_collator=LearnCollator(content, cvr_mode=cvr_mode, seed=config.seed),
                       callbacks=callbacks)
-    train_and_save(trainer, config, "LEARN")
-    if trainer.is_world_process_zero():
-        model.save_config(config.output_dir, extra={
-            "cvr_mode": cvr_mode, "content_model": content.model_key,
-            "ceg": None if ceg_config is None else vars(ceg_config)})
+    extra = {"cvr_mode": cvr_mode, "content_model": content.model_key,
+             "ceg": None if ceg_config is None else vars(ceg_config)}
+    train_and_save(trainer, config, "LEARN", lambda out: model.save_config(out, extra=extra))
     return model.eval()

@@ -107,6 +107,9 @@ class PTUMConfig(TrainerSettings):
         if self.finetune_encoder not in FINETUNE_ENCODER:
             raise ValueError(f"PTUMConfig.finetune_encoder must be one of {list(FINETUNE_ENCODER)}, "
                              f"got {self.finetune_encoder!r}")
+        if self.probe_learning_rate <= 0 or self.finetune_learning_rate <= 0:
+            raise ValueError(f"PTUMConfig: probe_learning_rate and finetune_learning_rate must be > 0, got "
+                             f"{self.probe_learning_rate}, {self.finetune_learning_rate}")
         if not 0.0 < self.user_fraction <= 1.0:
             raise ValueError(f"PTUMConfig.user_fraction must be in (0, 1], got {self.user_fraction}")
         if self.finetune_batch_size < 1:

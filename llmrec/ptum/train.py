@@ -22,6 +22,7 @@ import torch
 from llmrec.data.splits import Split
 from llmrec.ptum.config import PTUMConfig
 from llmrec.ptum.data import (
+    DemographicData,
     ItemVocabulary,
     LabelledUsers,
     PTUMCollator,
@@ -68,9 +69,7 @@ def pretrain_ptum(split: Split, config: PTUMConfig, part: str = "test", model: P
                             next_negatives=config.next_negatives, seed=config.seed)
     trainer = Trainer(model=model, args=training_arguments(config, **training_overrides), train_dataset=dataset,
                       data_collator=collator, callbacks=callbacks)
-    train_and_save(trainer, config, "PTUM")
-    if trainer.is_world_process_zero():
-        model.save_config(config.output_dir, vocabulary.items)
+    train_and_save(trainer, config, "PTUM", lambda out: model.save_config(out, vocabulary.items))
     return model.eval(), vocabulary
 
 
@@ -103,9 +102,7 @@ def finetune_next_item(split: Split, model: PTUM, vocabulary: ItemVocabulary, co
                             seed=config.seed)
     trainer = Trainer(model=model.train(), args=training_arguments(settings, **training_overrides),
                       train_dataset=dataset, data_collator=collator)
-    train_and_save(trainer, settings, "PTUM next-item")
-    if trainer.is_world_process_zero():
-        model.save_config(settings.output_dir, vocabulary.items)
+    train_and_save(trainer, settings, "PTUM next-item", lambda out: model.save_config(out, vocabulary.items))
     return model.eval()
 
 
@@ -119,10 +116,7 @@ def finetune_ptum(split: Split, config: PTUMConfig, encoder: PTUM, vocabulary: I
 
     The training settings are ``config``'s with the ``finetune_*`` epochs, batch size and learning rate;
     nothing is saved (no checkpoint, no model)."""
-    from sklearn.metrics import accuracy_score, f1_score
     from transformers import Trainer, set_seed
-
-    from llmrec.eval.metrics import macro_auc
 
     data = demographic_data(split, vocabulary, target, label_fraction, seed, encoder.config.max_len,
                             config.test_share, part, holdout)
@@ -140,11 +134,21 @@ def finetune_ptum(split: Split, config: PTUMConfig, encoder: PTUM, vocabulary: I
                           data_collator=collate_labelled)
         trainer.train()
     probabilities = predict_proba(model.eval(), data.test_items, len(data.classes))
-    predicted = probabilities.argmax(-1)
-    majority = int(np.bincount(data.train_labels).argmax())
     return {"target": target, "label_fraction": label_fraction, "seed": seed, "classes": data.classes,
             "holdout": holdout, "finetune_encoder": config.finetune_encoder,
-            "train_users": len(data.train_users), "test_users": len(data.test_users),
+            **demographic_metrics(data, probabilities)}
+
+
+def demographic_metrics(data: DemographicData, probabilities: np.ndarray) -> dict:
+    """Accuracy, macro-F1 and one-vs-rest AUC of class ``probabilities`` for ``data``'s evaluated
+    users, with the majority-class accuracy (the training users' most frequent class) beside them."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from llmrec.eval.metrics import macro_auc
+
+    predicted = probabilities.argmax(-1)
+    majority = int(np.bincount(data.train_labels).argmax())
+    return {"train_users": len(data.train_users), "test_users": len(data.test_users),
             "accuracy": float(accuracy_score(data.test_labels, predicted)),
             "macro_f1": float(f1_score(data.test_labels, predicted, average="macro", zero_division=0)),
             "auc": macro_auc(data.test_labels, probabilities),

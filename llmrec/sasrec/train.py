@@ -39,7 +39,5 @@ def train_sasrec(split: Split, config: SASRecConfig, part: str = "test", model: 
                       data_collator=SASRecCollator(len(vocabulary), sample_negatives=config.loss == "bce",
                                                    seed=config.seed),
                       callbacks=callbacks)
-    train_and_save(trainer, config, "SASRec")
-    if trainer.is_world_process_zero():
-        model.save_config(config.output_dir, vocabulary.items)
+    train_and_save(trainer, config, "SASRec", lambda out: model.save_config(out, vocabulary.items))
     return model.eval(), vocabulary

@@ -67,7 +67,5 @@ def train_two_tower(split: Split, config: TwoTowerConfig, part: str = "test", ca
     collator = TwoTowerCollator(events, config.max_history, config.history_keep, mean, seed=config.seed)
     trainer = Trainer(model=model, args=training_arguments(config, **training_overrides), train_dataset=events,
                       data_collator=collator, callbacks=callbacks)
-    train_and_save(trainer, config, "two-tower")
-    if trainer.is_world_process_zero():
-        model.save_config(config.output_dir, vocabulary.items)
+    train_and_save(trainer, config, "two-tower", lambda out: model.save_config(out, vocabulary.items))
     return model.eval(), vocabulary
