@@ -85,6 +85,39 @@ def _tallrec(data: dict):
     return fig
 
 
+def _tallrec_evidence(data: dict):
+    fig, axes = _figure(6.5, 4.2)
+    ax = axes[0]
+    runs = data["tuned_runs"]
+    shots = sorted({r["shots"] for r in runs})
+    for key, label, color in (("test_auc", "LoRA-tuned, evidence in the prompt: test", "#1f77b4"),
+                              ("train_auc", "same adapters: their training examples", "#ff7f0e")):
+        points = [(k, np.mean([r[key] for r in runs if r["shots"] == k and r.get(key) is not None]))
+                  for k in shots if any(r.get(key) is not None for r in runs if r["shots"] == k)]
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o", color=color, label=label)
+    if shots:
+        goals = [(k, v) for k, v in sorted((int(k), v) for k, v in data.get("goals", {}).items()) if k in shots]
+        if goals:
+            ax.plot(*zip(*goals, strict=True), ls="none", marker="_", ms=16, color="red", label="issue #16 goal")
+    styles = {"item-prior": ("green", "--"), "bias": ("purple", "-."), "popularity": ("brown", ":")}
+    for name, result in data["results"].items():
+        if name in styles:
+            ax.axhline(result["auc"], color=styles[name][0], ls=styles[name][1], label=f"{name} (no LLM)")
+        elif "zero-shot" in name:
+            ax.axhline(result["auc"], color="gray", ls=":", label=name)
+    ax.axhline(0.5, color="black", lw=0.5)
+    if shots:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(shots, [str(k) for k in shots])
+    ax.set_xlabel("training examples (shots)")
+    ax.set_ylabel("AUC")
+    ax.legend(fontsize="x-small")
+    ax.grid(alpha=0.3)
+    fig.suptitle("TALLRec with collaborative evidence (MovieLens 100K, temporal split)")
+    return fig
+
+
 def _coldstart(data: dict):
     """Per data set: NDCG@10 over all test targets and over cold-start targets, per scorer."""
     datasets = data["datasets"]
@@ -177,9 +210,95 @@ def _ptum_scientific(data: dict):
     return fig
 
 
+def _dien(data: dict):
+    """AUC (mean ± std over seeds) of each method: baselines grey, DIEN variants blue (aux loss darker)."""
+    rows = data["rows"]
+    fig, axes = _figure(7.5, 0.45 * len(rows) + 1.6)
+    ax = axes[0]
+    y = np.arange(len(rows))
+    colors = ["#888888" if not r["method"].startswith("DIEN") else ("#08519c" if "aux" in r["method"] else "#6baed6")
+              for r in rows]
+    ax.barh(y, [r["AUC"] for r in rows], xerr=[r["AUC std"] for r in rows], color=colors, capsize=3)
+    ax.set_yticks(y, [f"{r['method']} ({r['seeds']} seed{'s' if r['seeds'] > 1 else ''})" for r in rows],
+                  fontsize="x-small")
+    ax.invert_yaxis()
+    low = min(r["AUC"] - r["AUC std"] for r in rows)
+    ax.set_xlim(max(0.5, low - 0.02), min(1.0, max(r["AUC"] + r["AUC std"] for r in rows) + 0.01))
+    ax.set_xlabel("test AUC (held-out click vs 1 sampled non-click)")
+    ax.grid(axis="x", alpha=0.3)
+    users = data.get("population", {}).get("users_evaluated")
+    source = data.get("settings", {}).get("dataset", "ml-100k")  # the first record predates the option
+    ax.set_title(f"DIEN ablation, {source}" + (f", {users:,} users" if users else ""), fontsize=9)
+    return fig
+
+
+def _two_tower(data: dict):
+    """Left: test top-100 accuracy against RMSE of each model, the goal region shaded. Right (records
+    with tuning runs): validation RMSE per epoch of each candidate setting of the joint model."""
+    tuning = [h for h in data.get("tuning", []) if h["weighting"] == "joint"]
+    fig, axes = _figure(11 if tuning else 5.5, 4.2, 2 if tuning else 1)
+    ax = axes[0]
+    for r in data["rows"]:
+        if r["RMSE"] is None:
+            ax.axvline(r["top-100"], color="#888888", ls="--", lw=1, label=f"{r['method']} (no rating)")
+            continue
+        ax.scatter(r["top-100"], r["RMSE"], s=40, label=r["method"])
+    rmses = [r["RMSE"] for r in data["rows"] if r["RMSE"] is not None]
+    bottom, right = min(rmses + [0.9]) - 0.02, max(r["top-100"] for r in data["rows"]) + 0.05
+    ax.set_ylim(bottom, min(max(rmses) + 0.05, 1.3))
+    ax.set_xlim(0, right)
+    ax.fill_between([0.36, right], bottom, 0.90, color="green", alpha=0.08,
+                    label="goal: top-100 >= 0.36 and RMSE <= 0.90")
+    ax.set_xlabel("test top-100 accuracy (all 1,682 items)")
+    ax.set_ylabel("test RMSE")
+    ax.set_title("MovieLens 100K, TFRS protocol (80/20)", fontsize=9)
+    ax.legend(fontsize=6)
+    ax.grid(alpha=0.3)
+    if tuning:
+        ax = axes[1]
+        for preset in dict.fromkeys(h["preset"] for h in tuning):
+            mine = [h for h in tuning if h["preset"] == preset]
+            ax.plot([h["epoch"] for h in mine], [h["rmse"] for h in mine], marker="o", label=preset)
+        ax.axhline(0.90, color="green", lw=1, ls=":")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation RMSE (10% of train)")
+        ax.set_title("joint model: candidate settings on validation", fontsize=9)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def _ltr(data: dict):
+    """NDCG@10 of every row (LLM rows blue, the hybrids orange) and the hybrid's feature importances."""
+    fig, axes = _figure(11, 4.8, 2)
+    names = list(data["results"])
+    values = [data["results"][n]["ndcg@10"] for n in names]
+    llm = set(data.get("features", [])) & {"llmrank", "llamarec"}
+    colors = ["#ff7f0e" if n.startswith("ltr") else "#1f77b4" if n.split("[")[0] in llm else "#888888" for n in names]
+    ax = axes[0]
+    ax.barh(np.arange(len(names)), values, color=colors)
+    ax.set_yticks(np.arange(len(names)), names, fontsize="x-small")
+    ax.invert_yaxis()
+    mode = data["results"][names[0]]["mode"] if names else ""
+    ax.set_xlabel(f"NDCG@10 ({mode}, {data['results'][names[0]]['population']['cases']} cases)" if names else "")
+    ax.grid(axis="x", alpha=0.3)
+    imp = sorted(data.get("importances", {}).items(), key=lambda kv: -kv[1])
+    ax = axes[1]
+    ax.barh(np.arange(len(imp)), [v for _, v in imp], color=["#1f77b4" if k in llm else "#888888" for k, _ in imp])
+    ax.set_yticks(np.arange(len(imp)), [k for k, _ in imp], fontsize="small")
+    ax.invert_yaxis()
+    ax.set_xlabel("share of LambdaMART split gain")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
 PLOTTERS: dict[str, Callable[[dict], Figure]] = {"llmrank_games": _llmrank, "tallrec": _tallrec,
                                                  "coldstart": _coldstart, "p5": _p5, "ptum": _ptum,
-                                                 "ptum_valid": _ptum, "ptum_scientific": _ptum_scientific}
+                                                 "ptum_valid": _ptum, "ptum_scientific": _ptum_scientific,
+                                                 "dien_ablation": _dien, "dien_ablation_amazon_scientific": _dien,
+                                                 "dien_ablation_amazon_games": _dien, "two_tower_tfrs": _two_tower,
+                                                 "ltr_games": _ltr, "ltr_scientific": _ltr,
+                                                 "tallrec_evidence": _tallrec_evidence}
 
 
 def plot(name: str, data: dict, path: Path) -> bool:

@@ -3,6 +3,7 @@ evaluator. Two protocols, each with its own record:
 
     python benchmarks/bench_tallrec.py fewshot     # -> results/tallrec.json (16/64/256 shots x 3 seeds)
     python benchmarks/bench_tallrec.py pointwise   # -> results/tallrec_pointwise.json (llmrec.run, temporal)
+    python benchmarks/bench_tallrec.py evidence --example-passes 384   # -> results/tallrec_evidence.json
     python benchmarks/bench_tallrec.py fewshot --shots 16 --seeds 0 --eval-n 50 --es-n 16 --no-record  # smoke
 
 ``fewshot``: AUC on a seeded subset of TALLRec's movie valid.json (its test part is withheld). Every
@@ -14,6 +15,10 @@ The old record (kept as results/tallrec_leaky.json) trained on a by-example shuf
 ``pointwise``: ``llmrec.run`` on a temporal split of MovieLens 100K (train / valid / test by global
 time): item prior, popularity, zero-shot P(Yes) and tuned adapters on the same seeded test pairs.
 No hyperparameter is tuned on test: the budget is the few-shot protocol's, fixed in advance.
+
+``evidence``: the pointwise protocol's pairs with collaborative evidence in the prompt (``tallrec.evidence``),
+zero-shot with and without it and trained at each of ``--shots``, with training-set AUC, beside the item
+prior, popularity and the user + item bias model.
 """
 
 from __future__ import annotations
@@ -35,14 +40,16 @@ from _record import RESULTS_DIR, markdown_table, record  # noqa: E402
 from llmrec.tallrec import TallRecConfig, train_tallrec  # noqa: E402
 
 TALLREC_PAPER = {16: 67.2, 64: 67.5, 256: 72.0}
+GOALS = {16: 0.70, 64: 0.72, 256: 0.75}  # issue #16: above the item prior and these at each shot count
 
 
-def tallrec_options(args, shots: int, seed: int, out: str) -> dict:
+def tallrec_options(args, shots: int, seed: int, out: str, evidence: str = "none") -> dict:
     epochs = max(1.0, args.example_passes / shots) if args.example_passes > 0 else args.epochs
     return dict(model=args.model, device="cpu", template=args.template, epochs=epochs, learning_rate=args.lr,
                 batch_size=args.batch_size, early_stopping_patience=args.patience, max_eval_examples=args.es_n,
                 eval_every_steps=args.eval_every, logging_steps=1000, shots=shots, seed=seed, output_dir=out,
-                progress=False, early_stopping_share=args.es_share)
+                progress=False, early_stopping_share=args.es_share, evidence=evidence, bf16=args.bf16,
+                train_auc_examples=args.train_auc_n)
 
 
 def train_scorers(args, context, shots: list[int], seeds: list[int], evaluate) -> list[dict]:
@@ -268,6 +275,127 @@ def pointwise(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------ evidence
+def evidence(args) -> int:
+    """The pointwise protocol's pairs, TALLRec with collaborative evidence in the prompt, trained at each
+    shot count, beside the no-LLM scorers (item prior, popularity, user + item bias) and zero-shot. Each
+    scorer is evaluated as soon as it is built (the evaluator ``llmrec.run`` makes) and the record is
+    rewritten after every trained run, so a run cut short still leaves the rows it finished, marked."""
+    from llmrec.registry import build_scorer
+    from llmrec.run import RunConfig, build_context, load_split, make_evaluator
+    from llmrec.tallrec.scorer import known_examples
+
+    started = time.perf_counter()
+    config = RunConfig(dataset="ml-100k", data_dir=args.data_dir, split="temporal", test_ratio=args.test_ratio,
+                       valid_ratio=args.valid_ratio, task="pointwise", part="test", min_history=10,
+                       max_cases=args.eval_n, seed=42, batch_size=16, threads=args.threads, show_progress=False,
+                       out_dir=f"{args.work_dir}/evidence", title="MovieLens 100K, temporal split, pointwise")
+    split = load_split(config)
+    context = build_context(split, config)
+    evaluate = make_evaluator(split, config, context)
+    results: dict[str, dict] = {name: evaluate(build_scorer(name, context)) for name in ("item-prior", "popularity",
+                                                                                            "bias")}
+    print({k: round(v["auc"], 4) for k, v in results.items()}, flush=True)
+    for mode in (["none"] if args.plain_zero_shot else []) + [args.evidence]:
+        zero = build_scorer("tallrec", context, model=args.model, device="cpu", template=args.template,
+                            zero_shot=True, evidence=mode, bf16=args.bf16)
+        zero.name = f"tallrec zero-shot, evidence {mode}"
+        results[zero.name] = evaluate(zero)
+        print(zero.name, round(results[zero.name]["auc"], 4), flush=True)
+        del zero
+    train_pool, _ = known_examples(context, TallRecConfig(evidence=args.evidence))
+    speed = throughput(train_pool[: 4 * args.throughput_steps], args.model, args.throughput_steps, args.threads,
+                       only_llmrec=True, bf16=args.bf16)
+    runs: list[dict] = []
+    planned = len(args.shots) * len(args.seeds)
+    for k in args.shots:
+        for seed in args.seeds:
+            start = time.perf_counter()
+            scorer = build_scorer("tallrec", context, **tallrec_options(
+                args, k, seed, f"{args.work_dir}/ev-{k}-{seed}", evidence=args.evidence))
+            scorer.name = f"tallrec {k}-shot seed {seed}, evidence {args.evidence}"
+            results[scorer.name] = evaluate(scorer)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            runs.append({"shots": k, "seed": seed, "scorer": scorer.name, "test_auc": results[scorer.name]["auc"],
+                         "run_min": round((time.perf_counter() - start) / 60, 1),
+                         "process_peak_rss_mb": round(peak, 1), **scorer.diagnostics()})
+            print(runs[-1], flush=True)
+            del scorer
+            evidence_record(args, split, results, runs, speed, planned, time.perf_counter() - started)
+    if not runs:
+        evidence_record(args, split, results, runs, speed, planned, time.perf_counter() - started)
+    return 0
+
+
+def evidence_record(args, split, results: dict, runs: list[dict], speed: list[dict], planned: int,
+                    seconds: float) -> None:
+    first = results["item-prior"]
+    pairs = f"{first['population']['pairs']:,} of {first['population']['pairs_total']:,}"
+    by_name = {r["scorer"]: r for r in runs}
+    prior = first["auc"]
+    rows = []
+    for name, r in results.items():
+        info = by_name.get(name, {})
+        rows.append({"scorer": name, "shots": info.get("shots", "-"), "test AUC": r["auc"],
+                     "log loss": r.get("logloss"), "train AUC": info.get("train_auc"),
+                     "early-stop AUC (valid period)": info.get("best_valid_auc"), "steps": info.get("steps"),
+                     "train min": round(info["train_seconds"] / 60, 1) if info else None,
+                     "tokens/s (training)": info.get("tokens_per_second"),
+                     "above item prior": "-" if name == "item-prior" else "yes" if r["auc"] > prior else "no",
+                     "goal (LLaMA-7B TALLRec)": None})
+    for k in dict.fromkeys(r["shots"] for r in runs):
+        aucs = np.array([r["test_auc"] for r in runs if r["shots"] == k])
+        trains = [r["train_auc"] for r in runs if r["shots"] == k and r.get("train_auc") is not None]
+        rows.append({"scorer": f"tallrec {k}-shot, evidence {args.evidence}: mean ± std of {len(aucs)} seed(s)",
+                     "shots": k, "test AUC": f"{aucs.mean():.4f} ± {aucs.std(ddof=1) if len(aucs) > 1 else 0:.4f}",
+                     "train AUC": f"{np.mean(trains):.4f}" if trains else None,
+                     "above item prior": "yes" if aucs.mean() > prior else "no",
+                     "goal (LLaMA-7B TALLRec)": f"{GOALS.get(k, '-')} ({TALLREC_PAPER.get(k, '-')})"})
+    plain = RESULTS_DIR / "tallrec_pointwise.json"
+    reference = ""
+    if plain.exists() and not args.plain_zero_shot:
+        old = json.loads(plain.read_text())["data"]["results"]
+        zero = next((v for n, v in old.items() if "zero-shot" in n), None)
+        if zero is not None:
+            reference = (f" Without evidence (the tallrec_pointwise record, same pairs, fp32): zero-shot "
+                         f"{zero['auc']:.4f}, item prior there {old['item-prior']['auc']:.4f}.")
+    summary = split.summary()
+    markdown = (markdown_table(rows) + "\n\n" + markdown_table(
+        [{k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()} for r in speed]))
+    epochs = f"max(1, {args.example_passes} / shots)" if args.example_passes else args.epochs
+    done = "" if len(runs) == planned else f" PARTIAL: {len(runs)} of {planned} trained runs finished."
+    notes = (f"Pointwise AUC (liked = rating > 3) on a seeded {pairs} test pairs of MovieLens 100K's temporal split "
+             f"(the pointwise record's pairs; {first['population']['users_evaluated']} users; test: latest "
+             f"{args.test_ratio:.0%} of events by time, valid the {args.valid_ratio:.0%} before; train "
+             f"{summary['train']:,}, valid {summary['valid']:,}, test {summary['test']:,} events). Sampled pairs, not "
+             f"all: every scorer on the same {pairs}. Evidence '{args.evidence}' (prompts/tallrec/evidence.j2): the "
+             f"target's mean rating, share liked, number of ratings and popularity rank in words from the events "
+             f"known before the test cut, the user's mean rating and share liked from their history; a training "
+             f"example's evidence comes only from events strictly before its own target. No-LLM baselines on the "
+             f"same pairs: item-prior (shrunk mean known rating), popularity, bias (user + item bias model)."
+             f"{reference} Trained: shots {args.shots} x seeds {args.seeds}, {epochs} epochs, lr {args.lr:g}, batch "
+             f"{args.batch_size}, early stopping on {args.es_n} examples of the latest {args.es_share:.0%} of the "
+             f"known examples (valid period; every {args.eval_every} steps, patience {args.patience}); the kept "
+             f"adapter is the best on that set, nothing is tuned on test. Train AUC: the kept adapter on up to "
+             f"{args.train_auc_n} of its own training examples. Train min and tokens/s include the early-stopping "
+             f"scoring; the second table is pure training throughput ({args.throughput_steps} steps in its own "
+             f"process; peak RSS). Process peak RSS after each run is in the data. Model {args.model}, "
+             f"{'bf16 autocast over fp32 weights (training and scoring)' if args.bf16 else 'fp32'}, "
+             f"{args.threads} thread(s), a CPU shared with other jobs (timings are slower than an idle machine). "
+             f"Whole run {seconds / 60:.1f} min."
+             f"{done}")
+    data = {"protocol": "llmrec.run evaluator, temporal split, pointwise, evidence " + args.evidence,
+            "results": results, "tuned_runs": runs, "throughput": speed, "split": summary, "seconds": seconds,
+            "complete": len(runs) == planned, "goals": {str(k): v for k, v in GOALS.items()},
+            "paper": {str(k): v for k, v in TALLREC_PAPER.items()}}
+    if not args.no_record:
+        record("tallrec_evidence", "TALLRec with collaborative evidence in the prompt: MovieLens 100K pointwise AUC "
+               "(temporal split) at 16 / 64 / 256 shots beside the item prior, popularity and the bias model",
+               "python benchmarks/bench_tallrec.py " + " ".join(sys.argv[1:]), markdown, data, notes)
+    print(markdown)
+    print(notes, flush=True)
+
+
 # ------------------------------------------------------------------------------------------ throughput
 def _throughput_child(kwargs: dict, queue) -> None:
     import torch
@@ -281,18 +409,25 @@ def _throughput_child(kwargs: dict, queue) -> None:
                "padded_tokens": result.padded_tokens, "seconds": result.seconds, "peak_memory_mb": peak / 2**20})
 
 
-def throughput(examples, model: str, steps: int, threads: int) -> list[dict]:
+def throughput(examples, model: str, steps: int, threads: int, only_llmrec: bool = False,
+               bf16: bool = False) -> list[dict]:
     """Same model, data and steps: this recipe vs TALLRec's (pad to max length, no grouping), each
-    in its own process so peak memory (RSS, or CUDA peak on a GPU) is its own."""
+    in its own process so peak memory (RSS, or CUDA peak on a GPU) is its own. ``only_llmrec``: this
+    recipe alone (in ``bf16`` when asked)."""
     recipes = {
         "llmrec (length-grouped, dynamic padding, fp32)": dict(sampling="group_by_length"),
         "TALLRec-style (pad to 512, random order, fp32)": dict(sampling="random", pad_to_max_length=True),
     }
+    if only_llmrec:
+        precision = "bf16" if bf16 else "fp32"
+        recipes = {f"llmrec (length-grouped, dynamic padding, {precision}), evidence prompts":
+                   dict(sampling="group_by_length", bf16=bf16)}
     rows = []
     ctx = mp.get_context("spawn")
     for name, extra in recipes.items():
         queue = ctx.Queue()
         kwargs = dict(model=model, device="cpu", max_steps=steps, batch_size=4, early_stopping_patience=0,
+                      train_auc_examples=0,
                       logging_steps=1000, max_length=512, threads=threads, examples=examples, progress=False, **extra)
         proc = ctx.Process(target=_throughput_child, args=(kwargs, queue))
         proc.start()
@@ -304,7 +439,9 @@ def throughput(examples, model: str, steps: int, threads: int) -> list[dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("protocol", choices=["fewshot", "pointwise"])
+    parser.add_argument("protocol", choices=["fewshot", "pointwise", "evidence"])
+    parser.add_argument("--evidence", default="both", choices=["item", "user", "both"],
+                        help="evidence: the collaborative evidence in the trained prompts")
     parser.add_argument("--data-dir", default=str(HERE.parents[1] / "shared" / "data"))
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--shots", type=int, nargs="+", default=[16, 64, 256], help="fewshot: shot counts")
@@ -328,6 +465,11 @@ def main() -> int:
     parser.add_argument("--test-ratio", type=float, default=0.2, help="pointwise: temporal split's test share")
     parser.add_argument("--valid-ratio", type=float, default=0.1, help="pointwise: temporal split's valid share")
     parser.add_argument("--template", default="alpaca")
+    parser.add_argument("--bf16", action="store_true",
+                        help="bf16 weights and autocast (2-3x faster on a CPU with avx512_bf16 / AMX, slower without)")
+    parser.add_argument("--plain-zero-shot", action="store_true",
+                        help="evidence: also score zero-shot without evidence (else cited from tallrec_pointwise)")
+    parser.add_argument("--train-auc-n", type=int, default=256, help="training examples scored for the train AUC")
     parser.add_argument("--work-dir", default="outputs/bench_tallrec", help="adapters and run outputs")
     parser.add_argument("--no-record", action="store_true", help="print only; do not write benchmarks/results")
     args = parser.parse_args()
@@ -335,7 +477,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    return fewshot(args) if args.protocol == "fewshot" else pointwise(args)
+    return {"fewshot": fewshot, "pointwise": pointwise, "evidence": evidence}[args.protocol](args)
 
 
 if __name__ == "__main__":

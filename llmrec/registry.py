@@ -82,6 +82,8 @@ class ScorerSpec:
     uses_llm: bool = False
     tasks: tuple[str, ...] = ("ranking",)
     """Evaluations it is meant for: ranking (any candidates) and/or pointwise (one candidate per pair)."""
+    composes: bool = False
+    """True for hybrids that build other registered scorers (their options may name those scorers)."""
 
     def make_config(self, **options: Any) -> Any:
         """The config dataclass from ``options``; an unknown option is an error naming the valid ones."""
@@ -101,7 +103,8 @@ _DISCOVERED = False
 
 
 def register_scorer(name: str, build: ScorerBuilder, config_cls: type | None = None, description: str = "",
-                    trains: bool = False, uses_llm: bool = False, tasks: tuple[str, ...] = ("ranking",)) -> None:
+                    trains: bool = False, uses_llm: bool = False, tasks: tuple[str, ...] = ("ranking",),
+                    composes: bool = False) -> None:
     """Make a scorer available by name to ``llmrec evaluate``, the run module and hybrids."""
     bad = [t for t in tasks if t not in TASKS]
     if bad:
@@ -109,7 +112,7 @@ def register_scorer(name: str, build: ScorerBuilder, config_cls: type | None = N
     old = _REGISTRY.get(name)
     if old is not None and old.build is not build:
         raise ValueError(f"scorer {name!r} is registered twice ({old.build.__module__} and {build.__module__})")
-    _REGISTRY[name] = ScorerSpec(name, build, config_cls, description, trains, uses_llm, tuple(tasks))
+    _REGISTRY[name] = ScorerSpec(name, build, config_cls, description, trains, uses_llm, tuple(tasks), composes)
 
 
 def method_packages() -> list[str]:

@@ -6,7 +6,9 @@ all are scorers. The evaluator calls ``score`` and nothing else; a scorer never 
 Histories are time-ordered item ids, oldest first. The evaluator passes :class:`History` objects:
 plain lists of ids that also carry the ratings the user gave those items where the data has them
 (TALLRec splits a history into liked and disliked items). Ratings of the *history* are known
-before the target; the target's own rating never reaches a scorer.
+before the target; the target's own rating never reaches a scorer. A history may also carry the
+id of its ``user`` (None where the caller has none), so a scorer built with user features (a
+profile from the data set's user table) can look them up; a user id is not a label.
 
 Candidates come in two shapes:
 * one flat list shared by every user (full ranking over the catalogue): ``list[str]``;
@@ -31,25 +33,32 @@ Candidates = Sequence[str] | Sequence[Sequence[str]]
 
 class History(list):
     """A user's history: item ids oldest first (a ``list[str]``), with the aligned ``ratings``
-    (None when the data has no ratings)."""
+    (None when the data has no ratings) and the ``user`` it belongs to (None when unknown)."""
 
-    def __init__(self, items: Iterable[str] = (), ratings: Sequence[float] | None = None) -> None:
+    def __init__(self, items: Iterable[str] = (), ratings: Sequence[float] | None = None,
+                 user: str | None = None) -> None:
         super().__init__(str(i) for i in items)
         if ratings is not None and len(ratings) != len(self):
             raise ValueError(f"history has {len(self)} items but {len(ratings)} ratings")
         self.ratings: list[float] | None = None if ratings is None else [float(r) for r in ratings]
+        self.user: str | None = None if user is None else str(user)
 
     def last(self, n: int | None) -> History:
-        """The most recent ``n`` events (all when ``n`` is None), ratings kept aligned."""
+        """The most recent ``n`` events (all when ``n`` is None), ratings kept aligned, user kept."""
         if n is None or n >= len(self):
-            return History(self, self.ratings)
+            return History(self, self.ratings, self.user)
         start = len(self) - max(0, n)
-        return History(self[start:], None if self.ratings is None else self.ratings[start:])
+        return History(self[start:], None if self.ratings is None else self.ratings[start:], self.user)
 
 
 def history_ratings(history: Sequence[str]) -> list[float] | None:
     """The ratings a history carries, or None (a plain list, or data without ratings)."""
     return getattr(history, "ratings", None)
+
+
+def history_user(history: Sequence[str]) -> str | None:
+    """The user id a history carries, or None (a plain list, or a caller that did not set it)."""
+    return getattr(history, "user", None)
 
 
 @runtime_checkable

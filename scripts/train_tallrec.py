@@ -10,6 +10,11 @@ CPU (fp32, the defaults):
     python scripts/train_tallrec.py --dataset ml-100k --split temporal --valid_ratio 0.1 --shots 64 \
         --max_cases 200 --output_dir adapters/tallrec-64
 
+With collaborative evidence in the prompt (the target's known ratings and the user's habits in words,
+leak-free: ``llmrec.tallrec.evidence``) and, on a CPU with avx512_bf16 / AMX, bf16 autocast (2-3x faster):
+    python scripts/train_tallrec.py --shots 64 --evidence both --bf16 --max_cases 200 \
+        --baselines item-prior popularity bias --output_dir adapters/tallrec-64-evidence
+
 One GPU, bf16, 4-bit QLoRA on a larger model:
     accelerate launch --config_file scripts/accelerate/single_gpu.yaml scripts/train_tallrec.py \
         --model /models/Llama-2-7b-hf --bf16 --load_in_4bit --gradient_checkpointing --shots 256 \

@@ -129,13 +129,16 @@ def test_reward_model_learns_to_separate_matched_from_mismatched_pairs(tmp_path)
 
 
 def test_sft_then_rl_runs_and_changes_the_policy(tmp_path):
+    import shutil
+
     import torch
 
     from llmrec.girl.evaluate import generate_for_users, kl_to_reference
-    from llmrec.girl.train import load_rl, load_sft, train_rl, train_sft
+    from llmrec.girl.train import finish_rl, load_rl, load_sft, rl_users, train_rl, train_sft
     from llmrec.llm.testing import tiny_llama, train_tiny_tokenizer
 
-    config = small_config(tmp_path, max_steps=4, rl_steps=2, rl_learning_rate=5e-2, reward_epochs=1)
+    config = small_config(tmp_path, max_steps=4, rl_steps=3, rl_learning_rate=5e-2, reward_epochs=1,
+                          rl_valid_users=4, rl_eval_every=1)
     data = build_girl_data(job_dataset(), config)
     tokenizer = train_tiny_tokenizer()
     sft = train_sft(config, data, tmp_path / "sft", tiny_llama(len(tokenizer)), tokenizer)
@@ -144,7 +147,25 @@ def test_sft_then_rl_runs_and_changes_the_policy(tmp_path):
     reward = RewardModel(reward_model, reward_tokenizer, 48)
     policy, tok = load_sft(tmp_path / "sft")
     result = train_rl(config, data, policy, tok, reward, tmp_path / "rl")
-    assert result["steps"] == 2 and sum(result["completions_checked"].values()) > 0
+    assert result["steps"] == 3 and sum(result["completions_checked"].values()) > 0
+    # The RL prompts are training users minus the validation slice that judges the checkpoints.
+    rl_train, rl_valid = rl_users(data, config)
+    assert len(rl_valid) == 4 and not set(rl_train) & set(rl_valid) and set(rl_train) | set(rl_valid) == set(
+        data.train_users)
+    assert result["prompts"] == len({data.profiles[u] for u in rl_train}) and result["validation_users"] == 4
+    selection = result["selection"]
+    # Every checkpoint is compared (none dropped by the trainer's save limit), the start (SFT) too.
+    assert [r["step"] for r in selection["checkpoints"]] == [0, 1, 2, 3] and selection["chosen_step"] in (1, 2, 3)
+    # The model folder is published whole: no partial folder is left beside it.
+    assert not list(tmp_path.glob(".*.partial")) and (tmp_path / "rl" / "adapter_model.safetensors").is_file()
+    # A run stopped early is finished from (a copy of) its checkpoints with the same selection.
+    shutil.copytree(tmp_path / "rl" / "trainer", tmp_path / "stopped")
+    shutil.rmtree(tmp_path / "stopped" / "checkpoint-3")
+    finished = finish_rl(config, data, load_sft(tmp_path / "sft")[0], tok, reward, tmp_path / "stopped",
+                         tmp_path / "rl-finished", seconds=1.0)
+    assert finished["steps"] == 2 and "stopped at step 2 of 3" in finished["stopped_early"]
+    assert [r["step"] for r in finished["selection"]["checkpoints"]] == [0, 1, 2]
+    assert load_rl(tmp_path / "rl-finished", load_sft(tmp_path / "sft")[0]) is not None
     trained = {n: p for n, p in result["model"].named_parameters() if "lora_B" in n}
     assert trained and any(float(p.abs().sum()) > 0 for p in trained.values())  # LoRA B starts at zero
     reference, _ = load_sft(tmp_path / "sft")
@@ -159,27 +180,88 @@ def test_sft_then_rl_runs_and_changes_the_policy(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ grounding
-def test_grounding_hits_the_target_text_and_misses_on_empty(tmp_path, tiny_sentence_model):
+class _Recorder:
+    """A scorer that keeps what the evaluator shows it."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.histories: list = []
+        self.candidates: list = []
+
+    def score(self, histories, candidates):
+        self.histories += list(histories)
+        self.candidates.append(candidates)
+        return np.zeros((len(histories), len(candidates) if isinstance(candidates[0], str) else len(candidates[0])))
+
+
+def test_grounding_runs_through_the_evaluator_on_held_out_users_only(tmp_path, tiny_sentence_model):
     from llmrec.embed import load_sentence_encoder
-    from llmrec.girl.ground import TextGrounder, grounding_cases, grounding_table, popularity_scores
+    from llmrec.girl.ground import TextGrounder, UserTextScorer, grounding_table, heldout_evaluator, heldout_split
+    from llmrec.registry import BuildContext, build_scorer
 
     dataset = job_dataset()
     data = build_girl_data(dataset, small_config(tmp_path))
     users = data.test_users
+    split = heldout_split(dataset, data, users)
+    # Known events: no held-out user's target, nor anything they did from it on.
+    known = split.known("test")
+    for user in users:
+        seen = known[known["user_id"] == user]["item_id"].tolist()
+        assert data.target(user) not in seen and seen == data.matches[user][:-1]
     grounder = TextGrounder(load_sentence_encoder(str(tiny_sentence_model)), data.item_text, sorted(data.item_text))
+    oracle = UserTextScorer("oracle", grounder, {u: data.item_text[data.target(u)] for u in users})
+    empty = UserTextScorer("empty", grounder, {u: "" for u in users})
+    profile = UserTextScorer("retrieval-only", grounder, {u: data.profiles[u] for u in users})
+    popularity = build_scorer("popularity", BuildContext(split, part="test", show_progress=False))
     for mode in ("sampled", "full"):
-        cases = grounding_cases(data, users, mode, num_negatives=5, seed=0)
-        if mode == "sampled":
-            assert cases.lists is not None and cases.lists.shape == (len(users), 6)
-            for row, target, others in zip(cases.lists, cases.targets, cases.others, strict=True):
-                assert target in row and not set(row) & set(others)
-        oracle = [data.item_text[data.target(u)] for u in users]
-        rows = grounding_table(grounder, cases, {"oracle": oracle, "empty": [""] * len(users)},
-                               popularity_scores(dataset, users, cases), ks=(1, 10))
+        evaluator = heldout_evaluator(split, mode, num_negatives=5, seed=0, ks=(1, 10))
+        cases = evaluator.cases()
+        # The cases are exactly the held-out applicants, one each, target = their latest match.
+        assert [c["user"] for c in cases] == users and not {c["user"] for c in cases} & set(data.train_users)
+        assert all(c["targets"] == [data.target(c["user"])] for c in cases)
+        rows = grounding_table(evaluator, [oracle, empty, profile, popularity], ks=(1, 10))
+        assert evaluator.cases() == cases  # the same cases and candidate lists for all four
         by = {r["method"]: r for r in rows}
+        assert set(by) == {"oracle", "empty", "retrieval-only", "popularity"}
+        assert {r["cases"] for r in rows} == {len(users)} and {r["candidates"] for r in rows} == {
+            "sampled-5" if mode == "sampled" else "full"}
         # An empty text ties every candidate: ties go against it, so it is ranked below all of them.
         assert by["oracle"]["hr@1"] == 1.0 and by["empty"]["hr@1"] == 0.0 and by["empty"]["empty_texts"] == len(users)
-        assert set(by) == {"oracle", "empty", "popularity"} and by["oracle"]["cases"] == len(users)
+        if mode == "sampled":
+            assert all(len(c["candidates"]) == 6 and c["targets"][0] in c["candidates"] for c in cases)
+
+
+def test_user_id_reaches_the_scorer_but_the_target_does_not(tmp_path):
+    from llmrec.girl.ground import heldout_evaluator, heldout_split
+    from llmrec.scoring import History, history_user
+
+    dataset = job_dataset()
+    data = build_girl_data(dataset, small_config(tmp_path))
+    evaluator = heldout_evaluator(heldout_split(dataset, data, data.test_users), "sampled", num_negatives=5, seed=0)
+    recorder = _Recorder()
+    evaluator(recorder)
+    assert sorted(history_user(h) for h in recorder.histories) == sorted(data.test_users)
+    for history in recorder.histories:
+        assert isinstance(history, History) and set(vars(history)) == {"ratings", "user"}
+        assert data.target(history.user) not in history  # the history ends before the target
+    assert History(["a", "b"], user="u1").last(1).user == "u1" and history_user(["a"]) is None
+
+
+def test_user_text_scorer_needs_a_user_it_knows(tmp_path, tiny_sentence_model):
+    from llmrec.embed import load_sentence_encoder
+    from llmrec.girl.ground import TextGrounder, UserTextScorer
+    from llmrec.scoring import History
+
+    data = build_girl_data(job_dataset(), small_config(tmp_path))
+    grounder = TextGrounder(load_sentence_encoder(str(tiny_sentence_model)), data.item_text, sorted(data.item_text))
+    scorer = UserTextScorer("girl-sft", grounder, {"u1": "driver 1 at Co1"})
+    items = sorted(data.item_text)[:4]
+    assert scorer.score([History([], user="u1")], items).shape == (1, 4)
+    with pytest.raises(ValueError, match="user id"):
+        scorer.score([History([])], items)
+    with pytest.raises(ValueError, match="'u2'"):
+        scorer.score([History([], user="u2")], [items])
 
 
 def test_cli_has_the_four_actions():
@@ -221,3 +303,9 @@ def test_registered_scorer_generates_and_scores_candidates(tmp_path, tiny_senten
     per_user = scorer.score(histories, [list(texts)[i:i + 4] for i in range(3)])
     assert shared.shape == (3, 5) and per_user.shape == (3, 4) and np.isfinite(shared).all()
     assert sum(scorer.diagnostics()["generations"].values()) == 6
+    # A history that carries a user with a profile (a user feature) is generated from that profile.
+    from llmrec.scoring import History
+
+    scorer.profiles = {"u1": "Past positions: welder"}
+    assert scorer.profile(History(["j000"], user="u1")) == "Past positions: welder"
+    assert scorer.profile(History(["j000"], user="u9")).startswith("Viewed jobs: ")

@@ -104,6 +104,29 @@ def test_padding_is_masked_in_the_user_tower():
     assert off_a.item() == pytest.approx((2.0 - 2.0 + 1.0) / (3 + 5))  # sum(r - mu) / (n + 5)
 
 
+def test_user_tower_features_are_the_masked_means_of_the_history():
+    """The embedding-bag sums equal the plain masked means over the (B, L, d) block."""
+    torch.manual_seed(0)
+    model = TwoTower(TwoTowerConfig(dim=8, embedding_dim=8, hidden=16, dropout=0.0), n_items=20, mean_rating=3.0)
+    torch.nn.init.normal_(model.item_bias.weight)
+    batch = tiny_batch(model)
+    batch["hist_items"][2] = PAD  # an empty history: zero vectors, no NaN
+    seen = {}
+    model.user_tower[0].register_forward_hook(lambda module, args, out: seen.update(x=args[0]))
+    model.user_vectors(batch["hist_items"], batch["hist_ratings"])
+    items, ratings = batch["hist_items"], batch["hist_ratings"]
+    mask = (items != PAD).float()
+    n = mask.sum(1)
+    dev = (ratings - 3.0 - model.item_bias(items).squeeze(-1)) * mask
+    centred = (dev - (dev.sum(1) / (n + 5))[:, None]) * mask
+    denom = n.clamp(min=1)[:, None]
+    implicit = (model.hist_emb(items) * mask[..., None]).sum(1) / denom
+    explicit = (model.rated_emb(items) * centred[..., None]).sum(1) / denom
+    assert torch.allclose(seen["x"][:, :8], implicit, atol=1e-6)
+    assert torch.allclose(seen["x"][:, 8:16], explicit, atol=1e-6)
+    assert torch.isfinite(seen["x"]).all() and seen["x"][2, :16].abs().sum() == 0
+
+
 def test_collator_never_puts_the_target_in_its_own_history():
     inter = toy_interactions()
     vocab = ItemVocabulary(inter["item_id"].unique())
@@ -205,6 +228,99 @@ def test_bad_settings_name_the_field():
         TwoTowerConfig(score="both")
     with pytest.raises(ValueError, match="rating_weight"):
         TwoTowerConfig(retrieval_weight=0.0, rating_weight=0.0)
+
+
+# --- tuning without the test part, the user-ID option, the biased-MF rating term ---------------------------------
+
+
+def test_validation_carve_out_holds_training_ratings_only_and_test_is_untouched():
+    from llmrec.two_tower.data import carve_validation
+
+    split = random_split(toy_dataset(n_users=60), test_ratio=0.2, seed=42)
+    carved = carve_validation(split, ratio=0.1, seed=0)
+    key = ["user_id", "item_id", "timestamp"]
+    as_set = lambda df: set(map(tuple, df[key].astype(str).to_numpy()))  # noqa: E731
+    train, valid, test = as_set(split.train), as_set(carved.valid), as_set(split.test)
+    assert valid and not valid & test and valid <= train  # never a test rating
+    assert not valid & as_set(carved.train) and as_set(carved.train) | valid == train
+    assert as_set(carved.test) == test and as_set(carved.known("test")) == train  # retrain = the whole 80%
+    assert as_set(carved.known("valid")) == train - valid  # tuning never sees its validation ratings
+    assert len(valid) == pytest.approx(0.1 * len(train), rel=0.35)
+    assert as_set(carve_validation(split, 0.1, seed=0).valid) == valid  # seeded
+    with pytest.raises(ValueError, match="ratio"):
+        carve_validation(split, ratio=1.0)
+    with pytest.raises(ValueError, match="valid part"):
+        carve_validation(carved)
+
+
+def test_user_id_option_reads_the_users_row_and_unknown_users_fall_back_to_history(tmp_path):
+    from llmrec.eval.topk import rating_evaluator
+    from llmrec.two_tower import train_two_tower
+
+    split = random_split(toy_dataset(), test_ratio=0.2, seed=42)
+    histories = known_histories(split)
+    assert isinstance(histories["u3"], History) and histories["u3"].user == "u3"
+    assert histories["u3"].last(2).user == "u3" and histories["u3"].last(2).ratings == histories["u3"].ratings[-2:]
+    config = TwoTowerConfig(dim=8, embedding_dim=8, hidden=16, max_steps=3, batch_size=32, save_steps=0,
+                            progress=False, output_dir=str(tmp_path / "m"), logging_steps=10**6, user_id=True)
+    model, vocab = train_two_tower(split, config)
+    assert model.user_emb is not None and len(model.user_ids) == split.train.user_id.nunique()
+    scorer = TwoTowerScorer(model, vocab)
+    same = ["i1", "i2"], [4.0, 2.0]
+    a, b = History(*same, user="u1"), History(*same, user="u2")
+    stranger, plain = History(*same, user="nobody"), History(*same)
+    scores = scorer.score([a, b, stranger, plain], ["i1", "i3", "i5"])
+    assert not np.allclose(scores[0], scores[1])  # same history, different users
+    assert np.allclose(scores[2], scores[3])  # unknown user = no user: the history alone
+    loaded, items = TwoTower.from_pretrained(tmp_path / "m")
+    assert loaded.user_ids == model.user_ids
+    assert np.allclose(TwoTowerScorer(loaded, ItemVocabulary(items)).score([a, b], ["i1", "i3", "i5"]), scores[:2],
+                       atol=1e-5)
+    # the rating evaluator passes history.last(None): the user must survive it
+    rmse = rating_evaluator(split, show_progress=False)
+    seen = []
+
+    class Spy(TwoTowerScorer):
+        def score(self, hs, cands):
+            seen.extend(getattr(h, "user", None) for h in hs)
+            return super().score(hs, cands)
+
+    rmse(Spy(model, vocab, score="rating"))
+    assert None not in seen and set(seen) == set(split.test.user_id)
+
+
+def test_rating_dot_adds_the_dot_product_of_the_tower_outputs():
+    torch.manual_seed(0)
+    plain = TwoTower(TwoTowerConfig(dim=8, embedding_dim=8, hidden=16), n_items=20, mean_rating=3.5).eval()
+    dot = TwoTower(TwoTowerConfig(dim=8, embedding_dim=8, hidden=16, rating_dot=True, rating_dropout=0.5),
+                   n_items=20, mean_rating=3.5).eval()
+    dot.load_state_dict(plain.state_dict())
+    batch = tiny_batch(plain)
+    users, offset = plain.user_vectors(batch["hist_items"], batch["hist_ratings"])
+    items = plain.item_vectors(batch["items"])
+    gap = dot.predict_rating(users, offset, batch["items"], items) - plain.predict_rating(users, offset,
+                                                                                         batch["items"], items)
+    assert torch.allclose(gap, (users * items).sum(-1), atol=1e-5)  # rating dropout is off in eval mode
+    dot.train()
+    out = dot(**batch)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"])
+
+
+def test_epoch_validation_keeps_the_history_and_stops_after_patience():
+    from transformers import TrainerControl, TrainerState
+
+    from llmrec.two_tower.validation import EpochValidation
+
+    values = iter([1.0, 0.9, 0.95, 0.97, 0.5])
+    callback = EpochValidation(lambda model: {"rmse": next(values)}, "rmse", greater_is_better=False, patience=2)
+    model, state, control = torch.nn.Linear(1, 1).train(), TrainerState(), TrainerControl()
+    for epoch in range(1, 5):
+        state.epoch = float(epoch)
+        callback.on_epoch_end(None, state, control, model=model)
+        assert model.training  # evaluation must not leave the model in eval mode
+        assert control.should_training_stop == (epoch == 4)  # 0.9 at epoch 2, then two worse epochs
+    assert callback.best() == {"epoch": 2.0, "rmse": 0.9} and len(callback.history) == 4
 
 
 # --- real data --------------------------------------------------------------------------------------------------

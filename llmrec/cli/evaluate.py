@@ -27,7 +27,7 @@ def scorer_options(names: list[str], assignments: dict[str, dict[str, str]]) -> 
             raise ValueError(f"scorer {scorer!r} takes no options (got {sorted(values)})")
         out[scorer] = {k: convert_value(spec.config_cls, k, v) for k, v in values.items()}
     unused = sorted(set(out) - set(names))
-    if unused:
+    if unused and not any(get_spec(n).composes for n in names):  # a hybrid's --set may name its parts
         raise ValueError(f"--set names scorers that are not evaluated: {unused}")
     return out
 

@@ -40,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--exclude", type=Path, nargs="*", default=[],
                        help="evaluation JSON files (e.g. TALLRec's valid.json): their questions, and every example of "
                             "their users, are removed from train and valid (the early-stopping set)")
+    build.add_argument("--evidence", choices=["none", "item", "user", "both"], default="none",
+                       help="collaborative evidence in each prompt (rated data; needs --split-by time): the target's "
+                            "known ratings and the user's habits, from events strictly before the example's target. "
+                            "Train on it with `train --evidence` set to the same, so a loaded adapter scores alike")
     build.add_argument("--seed", type=int, default=42)
     build.set_defaults(func=run_build)
 
@@ -69,8 +73,12 @@ def run_build(args: argparse.Namespace) -> int:
     from llmrec.tallrec.data import build_examples, read_examples, write_examples
     from llmrec.tallrec.split import exclude_evaluation, split_examples
 
+    if args.evidence != "none" and args.split_by != "time":
+        # By user, a training example's item evidence would average held-out users' earlier ratings in.
+        raise SystemExit("--evidence needs --split-by time: split by user, the item statistics of training examples "
+                         "would include the held-out users' ratings")
     dataset = load_dataset(args.dataset, args.data_dir)
-    examples = build_examples(dataset, history_len=args.history_len, seed=args.seed)
+    examples = build_examples(dataset, history_len=args.history_len, seed=args.seed, evidence=args.evidence)
     parts = split_examples(examples, by=args.split_by, seed=args.seed)
     for path in args.exclude:
         dropped = exclude_evaluation(parts, read_examples(path), examples)

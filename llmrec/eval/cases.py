@@ -6,6 +6,9 @@ Built from a split by the evaluators, before any scorer runs. Two histories per 
   the ranking and removes targets the user had already consumed (repeat consumption), so
   ``max_history`` can never bring history items back as candidates;
 * ``scorer_histories(max_history)``: what a scorer is shown, the most recent ``max_history`` events.
+
+Each history carries its case's user id (``History.user``): scorers built with user features look
+them up by it; the targets stay here.
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ def build_cases(split: Split, catalog: pd.Index, part: str = "test", exclude_his
             dropped["all_targets_in_history" if any(t in in_history for t in targets) else "no_target_in_catalog"] += 1
             continue
         users.append(user)
-        histories.append(History(hist, ratings[i] if ratings is not None else None))
+        histories.append(History(hist, ratings[i] if ratings is not None else None, user=user))
         kept_targets.append(keep)
     n_eligible = len(users)
     if n_eligible == 0:

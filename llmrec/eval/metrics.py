@@ -323,3 +323,20 @@ def rating_metrics(y_true: Sequence[float] | np.ndarray, y_pred: Sequence[float]
     if np.isnan(p).any():
         raise ValueError("predicted ratings contain NaN")
     return {"rmse": float(root_mean_squared_error(t, p)), "mae": float(mean_absolute_error(t, p))}
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float = 0.95, n_resamples: int = 2000,
+                      seed: int = 0) -> dict[str, float]:
+    """Mean of ``a - b`` over the same cases with a bootstrap confidence interval (scipy's BCa over
+    cases): whether one scorer's lift over another on the same lists is more than case noise."""
+    from scipy.stats import bootstrap
+
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if diff.ndim != 1 or len(diff) < 2:
+        raise ValueError(f"paired_difference needs two equal-length per-case arrays of >= 2 cases, got {diff.shape}")
+    if np.allclose(diff, diff[0], rtol=0, atol=1e-12):  # no spread: the interval is the point (BCa is undefined)
+        mean = float(diff.mean())
+        return {"mean": mean, "low": mean, "high": mean, "cases": len(diff)}
+    ci = bootstrap((diff,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+                   random_state=np.random.default_rng(seed)).confidence_interval
+    return {"mean": float(diff.mean()), "low": float(ci.low), "high": float(ci.high), "cases": len(diff)}

@@ -73,6 +73,9 @@ class EvalConfig:
     seed: int = field(default=42, metadata={"help": "Seed for negative sampling and case subsampling."})
     show_progress: bool = field(default=True, metadata={"help": "Show a tqdm progress bar over batches."})
     primary_metric: str = field(default="ndcg@10", metadata={"help": "The metric model selection reads."})
+    per_case: bool = field(default=False, metadata={
+        "help": "Also return the primary metric of every case (slice 'all', case order) as result['per_case'], "
+                "for paired confidence intervals between scorers on the same cases."})
 
     def __post_init__(self) -> None:
         self.ks = tuple(int(k) for k in self.ks)
@@ -220,6 +223,10 @@ class RankingEvaluator:
                 has = m["n_relevant"] > 0
                 per_slice[name].append({k: v[has] for k, v in m.items()})
         slices = {name: _slice_result(per_slice[name], cfg.ks) for name in SLICES}
+        if cfg.per_case:
+            parts = [p[self.primary_metric] for p in per_slice["all"]]
+            values = np.concatenate(parts) if parts else np.zeros(0)
+            per_case = {"users": list(cases.users), self.primary_metric: [float(v) for v in values]}
         result = {
             "primary_metric": self.primary_metric,
             **{k: slices["all"][k] for k in ranking_metric_names(cfg.ks)},
@@ -236,6 +243,8 @@ class RankingEvaluator:
             "seconds": round(time.perf_counter() - start, 4),
             "scoring_seconds": round(scoring_seconds, 4),
         }
+        if cfg.per_case:
+            result["per_case"] = per_case
         diagnostics = scorer_diagnostics(scorer)
         if diagnostics:
             result["diagnostics"] = diagnostics

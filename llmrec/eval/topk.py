@@ -9,6 +9,9 @@ random 80/20 split trains on every one of them. Nothing held out is ever in a hi
   ``exclude_known=True`` the user's known items leave the ranking first (the held-out item itself
   never does). Ties are broken against the scorer.
 * rating: RMSE / MAE of the predicted rating of each pair (:class:`RatingEvaluator`).
+
+The histories name their user (``History.user``), so a model with a user-ID embedding (TFRS's
+user tower) can find it. A user ID is no label: it names whose known events the history holds.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ def known_histories(split: Split, part: str = "test") -> dict[str, History]:
     """User -> every event known before ``part``, time-ordered, with ratings where the data has them."""
     known = split.known(part).sort_values([USER, TIME], kind="stable")
     has_rating = RATING in known.columns
-    return {str(u): History(g[ITEM].astype(str), g[RATING].tolist() if has_rating else None)
+    return {str(u): History(g[ITEM].astype(str), g[RATING].tolist() if has_rating else None, str(u))
             for u, g in known.groupby(USER, sort=False)}
 
 
@@ -65,7 +68,7 @@ class TopKAccuracyEvaluator:
         t0 = time.perf_counter()
         for start in range(0, len(users), self.batch_size):
             batch = users[start:start + self.batch_size]
-            histories = [self.histories.get(u, History()) for u in batch]
+            histories = [self.histories.get(u, History(user=u)) for u in batch]
             scores = check_scores(scorer.score(histories, self.catalogue), len(batch), len(self.catalogue),
                                   scorer.name)
             for row, user, history in zip(scores, batch, histories, strict=True):
@@ -88,6 +91,6 @@ def rating_evaluator(split: Split, part: str = "test", **kwargs) -> RatingEvalua
     histories = known_histories(split, part)
     held = split.held(part)
     users = held[USER].astype(str).tolist()
-    return RatingEvaluator([histories.get(u, History()) for u in users], held[ITEM].astype(str).tolist(),
+    return RatingEvaluator([histories.get(u, History(user=u)) for u in users], held[ITEM].astype(str).tolist(),
                            held[RATING].to_numpy(dtype=float), name=split.dataset.name, split_name=split.name,
                            part=part, population={"users_evaluated": len(set(users))}, **kwargs)

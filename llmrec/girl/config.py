@@ -77,6 +77,12 @@ class GirlConfig(TrainerSettings):
     rl_learning_rate: float = field(default=1e-4, metadata={"help": "RLOO learning rate (LoRA)"})
     rl_generations: int = field(default=4, metadata={"help": "completions per prompt (leave-one-out baseline)"})
     rl_batch_size: int = field(default=8, metadata={"help": "completions per RLOO step (a multiple of rl_generations)"})
+    rl_valid_users: int = field(default=40, metadata={
+        "help": "training users kept out of the RL prompts; the RL checkpoints are compared on their mean "
+                "P(match) and the best one is kept (tuning on training users only, never on held-out ones; 0: "
+                "keep the last step)"})
+    rl_eval_every: int = field(default=8, metadata={
+        "help": "RL steps between the checkpoints compared on rl_valid_users (0: keep the last step)"})
     beta: float = field(default=0.05, metadata={
         "help": "KL coefficient to the SFT reference (RLOO subtracts beta x KL from the reward)"})
     degenerate_reward: float = field(default=-4.0, metadata={
@@ -101,6 +107,9 @@ class GirlConfig(TrainerSettings):
         if self.rl_generations < 2 or self.rl_batch_size % self.rl_generations:
             raise ValueError("GirlConfig: rl_generations >= 2 (leave-one-out needs two) and rl_batch_size a "
                              f"multiple of it; got {self.rl_generations}, {self.rl_batch_size}")
+        if self.rl_valid_users < 0 or self.rl_eval_every < 0:
+            raise ValueError(f"GirlConfig: rl_valid_users and rl_eval_every must be >= 0, got "
+                             f"{self.rl_valid_users}, {self.rl_eval_every}")
         if not 1 <= self.max_new_tokens <= 256 or self.max_prompt_tokens < 8:
             raise ValueError(f"GirlConfig: 1 <= max_new_tokens <= 256 and max_prompt_tokens >= 8, got "
                              f"{self.max_new_tokens}, {self.max_prompt_tokens}")

@@ -32,6 +32,11 @@ class Generations:
     statuses: list[str]
     rewards: np.ndarray
 
+    def grounding_texts(self) -> dict[str, str]:
+        """User -> the text grounding embeds: the cleaned completion, or "" for one flagged empty or
+        echo (a copy of the profile would otherwise be graded as the generator's work)."""
+        return {u: t if s == "ok" else "" for u, t, s in zip(self.users, self.texts, self.statuses, strict=True)}
+
     def summary(self) -> dict:
         counts = {s: self.statuses.count(s) for s in ("ok", "empty", "echo")}
         return {"generator": self.name, "users": len(self.users), "mean_reward": float(self.rewards.mean()),

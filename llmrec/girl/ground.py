@@ -1,95 +1,76 @@
-"""Grounding: map each generated text to real items by embedding retrieval, and measure it.
+"""Grounding: map each generated text to real items by embedding retrieval, measured through the
+evaluator.
 
-Every held-out user is one case whose target is their latest match (the job they viewed last, the
-movie they liked last); their other matches leave the ranking (neither hit nor miss). Candidates
-come from the candidates stage and are the same for every method:
+The held-out users of GIRL's user split are the cases (:func:`heldout_split`): each case's target is
+the user's latest match (the job they viewed last, the movie they liked last), its history the user's
+events before it (left out of the ranking by the evaluator), and the known events are every other
+user's plus those histories. ``llmrec.eval.RankingEvaluator`` fixes the cases and the candidates
+(``llmrec.candidates``: ``sampled``, the target plus N seeded negatives; ``full``, the whole
+catalogue) once, and every method is a scorer ranking the same lists:
 
-* ``sampled``: the target plus ``num_negatives`` items drawn by ``llmrec.candidates.sample_candidates``
-  (seeded per case, never the target or another match as a negative);
-* ``full``: the whole catalogue.
+* ``girl-sft`` / ``girl-rl`` / ``retrieval-only``: a :class:`UserTextScorer`, whose query for a case
+  is a text about the case's user, looked up by ``History.user``: the generator's text written from
+  the user's profile (a user feature: job-views profiles come from experience rows, which histories
+  do not hold), or for retrieval-only the profile itself. The text is embedded with the sentence
+  encoder (``llmrec.embed``; item vectors through the embedding cache) and candidates are scored by
+  inner product from a FAISS flat index over the catalogue. An empty generation scores every
+  candidate 0 (all tie: a miss under the metrics' pessimistic ties) and is counted;
+* ``popularity``: the registered scorer, built through the registry on the same split.
 
-A text method embeds its query text (a generation, or for the retrieval-only baseline the profile
-itself) with the sentence encoder (``llmrec.embed``; item vectors through the embedding cache) and
-scores candidates by inner product from a FAISS flat index over the catalogue. An empty generation
-scores every candidate 0 (all tie: a miss under the metrics' pessimistic ties) and is counted.
-Popularity is the registered ``popularity`` scorer, built through the registry on a split whose
-known events are those of every user outside the held-out side. Metrics: ``llmrec.eval.metrics``
-(HR@K, NDCG@K, ... with ties against the method).
+No metric is computed here: the numbers are the evaluator's (HR@K, NDCG@K, ..., slices, counts).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from llmrec.data.schema import USER, Dataset
+from llmrec.data.schema import ITEM, TIME, USER, Dataset
+from llmrec.data.splits import _SEQ, Split
 from llmrec.girl.data import GirlData
+from llmrec.scoring import Candidates, Histories, check_scores, history_user, is_shared, per_user_candidates
 
 KS = (1, 5, 10, 20)
+SPLIT_NAME = "girl-by-user"
 
 
-@dataclass
-class GroundingCases:
-    """The held-out cases and their candidate lists (catalogue indices), fixed before any method scores."""
-
-    users: list[str]
-    catalogue: list[str]
-    targets: np.ndarray
-    """Per case, the target's catalogue index."""
-    others: list[np.ndarray]
-    """Per case, catalogue indices of the user's other matches (left out of the ranking)."""
-    lists: np.ndarray | None
-    """(cases, candidates) catalogue indices, or None for the full catalogue."""
-    label: str
-
-    def candidate_ids(self) -> list[list[str]] | list[str]:
-        if self.lists is None:
-            return list(self.catalogue)
-        return [[self.catalogue[j] for j in row] for row in self.lists]
-
-
-def grounding_cases(data: GirlData, users: Sequence[str], mode: str = "sampled", num_negatives: int = 99,
-                    seed: int = 42) -> GroundingCases:
-    """Cases of ``users`` with ``mode`` candidates (``sampled`` or ``full``)."""
-    from llmrec.candidates.sampled import sample_candidates
-
-    catalogue = sorted(data.item_text)
-    index = {item: j for j, item in enumerate(catalogue)}
-    users = list(users)
-    targets = np.array([index[data.target(u)] for u in users], dtype=np.int64)
-    others = [np.array([index[i] for i in data.matches[u][:-1] if i in index], dtype=np.int64) for u in users]
-    if mode == "full":
-        return GroundingCases(users, catalogue, targets, others, None, "full")
-    if mode != "sampled":
-        raise ValueError(f"grounding mode must be 'sampled' or 'full', got {mode!r}")
-    lists = sample_candidates(users, [list(data.matches[u][:-1]) for u in users], others,
-                              [np.array([t]) for t in targets], len(catalogue), num_negatives, seed)
-    assert lists.lists is not None
-    return GroundingCases(users, catalogue, targets, others, np.stack(lists.lists), lists.label)
+def heldout_split(dataset: Dataset, data: GirlData, users: Sequence[str]) -> Split:
+    """A split whose test cases are ``users`` (held-out side of GIRL's user split), one each: the
+    first event of the user's target item. Known: every other user's events and each held-out user's
+    events before that one (never after it, so a held-out user's later events cannot reach a scorer
+    or popularity). Like leave-one-out it keeps other users' later events (trains on the future)."""
+    df = dataset.interactions.copy()
+    df[USER], df[ITEM] = df[USER].astype(str), df[ITEM].astype(str)
+    df = df.sort_values([USER, TIME], kind="stable").reset_index(drop=True)
+    df[_SEQ] = df.groupby(USER).cumcount()
+    users = [str(u) for u in users]
+    if set(users) & set(data.train_users):
+        raise ValueError("heldout_split: a training user among the held-out cases")
+    targets = {u: data.target(u) for u in users}
+    is_held = df[USER].isin(set(users))
+    first = df[is_held & (df[ITEM] == df[USER].map(targets))].groupby(USER, sort=False).head(1).set_index(USER)
+    missing = [u for u in users if u not in first.index]
+    if missing:
+        raise ValueError(f"heldout_split: no event of the target item for {len(missing)} held-out users "
+                         f"(e.g. {missing[0]!r})")
+    cut = df[USER].map(first[_SEQ])
+    known = df[~is_held | (df[_SEQ] < cut)].reset_index(drop=True)
+    test = first.loc[users].reset_index()[df.columns]
+    return Split(SPLIT_NAME, dataset, known, df.iloc[:0].copy(), test, group_targets=False)
 
 
-def rank_metrics(cases: GroundingCases, scores: np.ndarray, ks: Sequence[int] = KS) -> dict:
-    """HR@K, NDCG@K, ... of the targets under ``scores`` (cases x candidates)."""
-    from llmrec.eval.metrics import RankedScores, aggregate
+def heldout_evaluator(split: Split, mode: str, num_negatives: int = 99, seed: int = 42, ks: Sequence[int] = KS,
+                      **overrides: Any) -> Any:
+    """The one ``RankingEvaluator`` every GIRL method is scored with: no case is dropped for a short
+    history (a held-out applicant with a single view is a case with an empty history)."""
+    from llmrec.eval.ranking import EvalConfig, RankingEvaluator
 
-    n = len(cases.users)
-    if cases.lists is not None:
-        target_cols = np.array([int(np.flatnonzero(row == t)[0]) for row, t in zip(cases.lists, cases.targets,
-                                                                                   strict=True)])
-        ignore = [np.flatnonzero(np.isin(row, o)) for row, o in zip(cases.lists, cases.others, strict=True)]
-    else:
-        target_cols = cases.targets
-        ignore = cases.others
-    rows = np.arange(n)
-    ign_rows = np.repeat(rows, [len(i) for i in ignore])
-    ign_cols = np.concatenate(ignore).astype(np.int64) if ignore else np.empty(0, np.int64)
-    metrics = RankedScores(scores).case_metrics((rows, target_cols), ks, (ign_rows, ign_cols))
-    out = aggregate(metrics, ks)
-    return {k: float(v) for k, v in out.items() if not k.startswith("accuracy")}
+    config = EvalConfig(mode=mode, num_negatives=num_negatives, seed=seed, ks=tuple(ks), min_history=0,
+                        show_progress=False, **overrides)
+    return RankingEvaluator(split, config)
 
 
 class TextGrounder:
@@ -122,37 +103,60 @@ class TextGrounder:
             out[i, cols] = scores[r]
         return out
 
-    def scores(self, cases: GroundingCases, texts: Sequence[str]) -> np.ndarray:
-        full = self.catalogue_scores(texts)
-        return full if cases.lists is None else np.take_along_axis(full, cases.lists, axis=1)
+    def columns(self, items: Sequence[str]) -> np.ndarray:
+        """Catalogue columns of ``items`` (an item outside the catalogue is an error)."""
+        try:
+            return np.fromiter((self._column[i] for i in items), dtype=np.int64, count=len(items))
+        except KeyError as err:
+            raise ValueError(f"grounding: candidate {err.args[0]!r} is not in the grounding catalogue") from None
 
 
-def popularity_scores(dataset: Dataset, held_out: Sequence[str], cases: GroundingCases) -> np.ndarray:
-    """The registered ``popularity`` scorer on the same candidates, knowing the other users' events only."""
-    from llmrec.data.splits import Split
-    from llmrec.registry import BuildContext, build_scorer
+class UserTextScorer:
+    """A ``Scorer`` whose query for a case is a text about the case's user (``History.user``): a
+    generation, or the user's profile. Candidates are ranked by the inner product of that text's
+    embedding with theirs. It sees what every scorer sees (histories, candidates) plus its own
+    per-user texts; a user it has no text for is an error, never a silent zero."""
 
-    inter = dataset.interactions
-    out = inter[USER].isin(set(held_out))
-    empty = inter.iloc[:0]
-    split = Split("girl-by-user", dataset, inter[~out].reset_index(drop=True), empty, inter[out].reset_index(drop=True),
-                  group_targets=True)
-    scorer = build_scorer("popularity", BuildContext(split, part="test"))
-    return np.asarray(scorer.score([[] for _ in cases.users], cases.candidate_ids()), dtype=np.float64)
+    def __init__(self, name: str, grounder: TextGrounder, texts: Mapping[str, str]) -> None:
+        self.name = name
+        self.grounder = grounder
+        self.texts = {str(u): str(t or "") for u, t in texts.items()}
+        self.users_seen: list[str] = []
+
+    def score(self, histories: Histories, candidates: Candidates) -> np.ndarray:
+        users = [history_user(h) for h in histories]
+        unknown = [u for u in users if u is None or u not in self.texts]
+        if unknown:
+            raise ValueError(f"{self.name}: needs histories carrying a user id it has a text for; got "
+                             f"{unknown[0]!r} ({len(unknown)} of {len(users)})")
+        known_users = [str(u) for u in users]
+        self.users_seen += known_users
+        full = self.grounder.catalogue_scores([self.texts[u] for u in known_users])
+        if is_shared(candidates):
+            cols = self.grounder.columns([str(c) for c in candidates])
+            scores = full[:, cols]
+        else:
+            rows = per_user_candidates(candidates, len(histories))
+            scores = np.stack([full[r, self.grounder.columns([str(c) for c in row])] for r, row in enumerate(rows)])
+        return check_scores(scores, len(histories), scores.shape[1], self.name)
+
+    def diagnostics(self) -> dict:
+        return {"empty_texts": sum(1 for t in self.texts.values() if not t.strip()), "users": len(self.texts)}
 
 
-def grounding_table(grounder: TextGrounder, cases: GroundingCases, texts: Mapping[str, Sequence[str]],
-                    popularity: np.ndarray | None = None, ks: Sequence[int] = KS) -> list[dict]:
-    """One row per method: hit@K / NDCG@K on the same cases and candidates."""
+def grounding_table(evaluator: Any, scorers: Sequence[Any], ks: Sequence[int] = KS) -> list[dict]:
+    """One row per scorer, every one on ``evaluator``'s cases and candidates: the evaluator's metrics
+    (all cases) plus its population and the scorer's diagnostics."""
     rows = []
-    for name, method_texts in texts.items():
-        empty = sum(1 for t in method_texts if not str(t or "").strip())
-        rows.append({"method": name, **rank_metrics(cases, grounder.scores(cases, method_texts), ks),
-                     "empty_texts": empty})
-    if popularity is not None:
-        rows.append({"method": "popularity", **rank_metrics(cases, popularity, ks), "empty_texts": 0})
-    for row in rows:
-        row.update(candidates=cases.label, cases=len(cases.users))
+    for scorer in scorers:
+        result = evaluator(scorer)
+        metrics = {k: result[k] for k in result if "@" in k or k == "auc"}
+        rows.append({"method": scorer.name, **metrics, "candidates": result["mode"],
+                     "cases": result["population"]["cases"],
+                     "empty_texts": result.get("diagnostics", {}).get("empty_texts", 0),
+                     "slices": {name: {"cases": sl["cases"], "hr@10": sl.get("hr@10"), "ndcg@10": sl.get("ndcg@10")}
+                                for name, sl in result["slices"].items()},
+                     "population": result["population"]})
     return rows
 
 

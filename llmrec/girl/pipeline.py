@@ -55,13 +55,18 @@ def run_reward(config: GirlConfig, data_dir: str | None = None) -> dict:
     return _report(config, "reward", {"dataset": config.dataset, "counts": data.counts, **info})
 
 
-def run_rl(config: GirlConfig, data_dir: str | None = None) -> dict:
-    from llmrec.girl.train import load_reward, load_sft, train_rl
+def run_rl(config: GirlConfig, data_dir: str | None = None, finish_from: str | None = None,
+           seconds: float | None = None) -> dict:
+    """Stage 3; ``finish_from``: the copied checkpoints of a run stopped early (``train.finish_rl``)."""
+    from llmrec.girl.train import finish_rl, load_reward, load_sft, train_rl
 
     _, data = load_girl_data(config, data_dir)
     policy, tokenizer = load_sft(_folder(config, "sft"), config.device)
     reward = load_reward(_folder(config, "reward"), "cpu" if config.device == "auto" else config.device)
-    info = train_rl(config, data, policy, tokenizer, reward, _folder(config, "rl"))
+    if finish_from:
+        info = finish_rl(config, data, policy, tokenizer, reward, finish_from, _folder(config, "rl"), seconds)
+    else:
+        info = train_rl(config, data, policy, tokenizer, reward, _folder(config, "rl"))
     info.pop("model")
     return _report(config, "rl", {"dataset": config.dataset, "counts": data.counts, **info})
 
@@ -71,11 +76,19 @@ def run_ground(config: GirlConfig, data_dir: str | None = None, modes: tuple[str
     """Held-out users: SFT and RL generations (mean reward, KL), then the grounding tables."""
     from llmrec.embed import load_sentence_encoder
     from llmrec.girl.evaluate import compare_generators, generate_for_users, kl_to_reference, side_by_side
-    from llmrec.girl.ground import TextGrounder, grounding_cases, grounding_table, popularity_scores, population
+    from llmrec.girl.ground import TextGrounder, UserTextScorer, grounding_table, heldout_evaluator, heldout_split
+    from llmrec.girl.ground import population as girl_population
     from llmrec.girl.train import load_reward, load_rl, load_sft
+    from llmrec.registry import BuildContext, build_scorer
+    from llmrec.scoring import Scorer
 
     dataset, data = load_girl_data(config, data_dir)
     users = data.test_users
+    # Cases: the held-out users only; every method is a scorer on the same evaluator (cases, candidates).
+    # Built before the (slow) generations, so a problem with the split or the registry shows at once.
+    split = heldout_split(dataset, data, users)
+    evaluators = {mode: heldout_evaluator(split, mode, num_negatives, config.seed) for mode in modes}
+    popularity = build_scorer("popularity", BuildContext(split, part="test", show_progress=False))
     reward = load_reward(_folder(config, "reward"))
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -93,13 +106,16 @@ def run_ground(config: GirlConfig, data_dir: str | None = None, modes: tuple[str
     started = time.perf_counter()
     encoder = load_sentence_encoder(config.encoder)
     grounder = TextGrounder(encoder, data.item_text, sorted(data.item_text), cache_dir=cache_dir)
-    texts = {"girl-sft": sft.texts, "girl-rl": rl.texts, "retrieval-only": [data.profiles[u] for u in users]}
+    texts = {"girl-sft": sft.grounding_texts(), "girl-rl": rl.grounding_texts(),
+             "retrieval-only": {u: data.profiles[u] for u in users}}
+    scorers: list[Scorer] = [UserTextScorer(name, grounder, t) for name, t in texts.items()]
+    scorers.append(popularity)
     tables = {}
-    for mode in modes:
-        cases = grounding_cases(data, users, mode, num_negatives, config.seed)
-        tables[cases.label] = grounding_table(grounder, cases, texts, popularity_scores(dataset, users, cases))
+    for evaluator in evaluators.values():
+        rows = grounding_table(evaluator, scorers)
+        tables[rows[0]["candidates"]] = rows
     timings["grounding_s"] = round(time.perf_counter() - started, 1)
-    report = {"dataset": config.dataset, "population": population(data, dataset), "reward_kl": comparison,
+    report = {"dataset": config.dataset, "population": girl_population(data, dataset), "reward_kl": comparison,
               "grounding": tables, "examples": side_by_side(data, sft, rl), "timings": timings,
               "generations": {"sft": sft.raw, "rl": rl.raw, "users": users}}
     return _report(config, "ground", report)

@@ -74,4 +74,4 @@ def build_hybrid(context: BuildContext, config: HybridConfig) -> HybridScorer:
 
 register_scorer("hybrid", build_hybrid, HybridConfig,
                 "cold-aware hybrid: recent popularity + content bridge for cold items, CF and text, weights "
-                "fitted on validation")
+                "fitted on validation", composes=True)

@@ -49,6 +49,12 @@ class TallRecConfig(TrainerSettings):
     history_len: int = field(default=10, metadata={
         "help": "as a scorer and when building examples: the most recent history items shown in a prompt "
                 "(TALLRec: 10), split into liked (rating > 3) and disliked"})
+    evidence: str = field(default="none", metadata={
+        "help": "collaborative evidence in the prompt (prompts/tallrec/evidence.j2): none (TALLRec's own text), "
+                "item (the target's mean known rating, share liked, number of ratings and popularity in words), "
+                "user (the user's mean rating and share liked) or both; from known events only: for a scored pair "
+                "the events known before the evaluated part and the pair's history, for a training example the "
+                "events strictly before its own target (llmrec.tallrec.evidence)"})
     answer_only_loss: bool = field(default=True, metadata={
         "help": "loss on the answer tokens only (trl completion_only_loss); off: on prompt and answer"})
     max_length: int = field(default=512, metadata={
@@ -84,6 +90,9 @@ class TallRecConfig(TrainerSettings):
                 "0 disables early stopping (the last adapter is kept)"})
     max_eval_examples: int = field(default=200, metadata={
         "help": "early-stopping examples scored (a seeded subset when there are more); 0 = all"})
+    train_auc_examples: int = field(default=256, metadata={
+        "help": "after training, AUC on this many of the training examples (a seeded subset), reported beside "
+                "the validation / test AUC so under-fitting shows; 0: skip"})
     score_batch_size: int = field(default=8, metadata={"help": "prompts per scoring forward pass"})
     # ---- efficiency: GPU path and batching
     sampling: str = field(default="group_by_length", metadata={
@@ -114,6 +123,11 @@ class TallRecConfig(TrainerSettings):
                              f"needed; got {self.shots}, {self.max_length}, {self.batch_size}, {self.history_len}")
         if not 0.0 <= self.early_stopping_share < 1.0:
             raise ValueError(f"TallRecConfig.early_stopping_share must be in [0, 1), got {self.early_stopping_share}")
+        from llmrec.tallrec.evidence import check_evidence
+
+        check_evidence(self.evidence)
+        if self.train_auc_examples < 0:
+            raise ValueError(f"TallRecConfig.train_auc_examples must be >= 0, got {self.train_auc_examples}")
         if self.packing and self.pad_to_max_length:
             raise ValueError("TallRecConfig: packing and pad_to_max_length exclude each other")
 

@@ -24,15 +24,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from llmrec.data.loaders.tallrec import TallRecExample, read_tallrec_json
 from llmrec.data.schema import ITEM, LABEL, LIKE_THRESHOLD, RATING, TIME, USER, Dataset, is_liked
 from llmrec.errors import DataFormatError
 from llmrec.llm.sanitize import clean_catalogue_text
+from llmrec.tallrec.evidence import Stats, check_evidence, evidence_text, items_before, user_before
 from llmrec.tallrec.model import template_environment
 from llmrec.utils.io import atomic_write
 
+#: What a prompt's evidence lines are rendered from: (mode, item stats, user stats, rating scale).
+EvidenceSpec = tuple[str, Stats | None, Stats | None, float]
 #: The label of a question rendered for scoring: its answer is what the model is asked for.
 UNLABELLED = -1
 # Titles repeat across tens of thousands of examples; the cleaner is pure, so clean each once.
@@ -59,28 +63,37 @@ class InstructionExample(TallRecExample):
 
 
 def render_example(preference: Sequence[str], unpreference: Sequence[str], target: str, label: int,
-                   domain: str = "movie", **provenance) -> InstructionExample:
+                   domain: str = "movie", evidence: str = "", **provenance) -> InstructionExample:
     """One example in TALLRec's exact wording (prompts/tallrec/instruction.j2 and input.j2).
 
     Every title goes through the project's one catalogue-text cleaner here, the one place TALLRec
     puts item text into a prompt: a title can never break the quoting or open an Alpaca section.
+    ``evidence``: collaborative evidence lines (``llmrec.tallrec.evidence``), put just before the
+    question; empty: TALLRec's own text, word for word.
     """
     env = template_environment()
     instruction = env.get_template("instruction.j2").render(domain=domain).strip()
     text = env.get_template("input.j2").render(preference=[_clean(t) for t in preference],
                                                unpreference=[_clean(t) for t in unpreference],
-                                               target=_clean(target), domain=domain).strip()
+                                               target=_clean(target), domain=domain, evidence=evidence).strip()
     output = "Yes." if label == 1 else "No." if label == 0 else ""
     return InstructionExample(instruction, text, output, int(label), **provenance)
 
 
 def question_example(items: Sequence[str], liked: Sequence[bool], target: str, titles: Mapping[str, str],
-                     domain: str, label: int = UNLABELLED, **provenance) -> InstructionExample:
+                     domain: str, label: int = UNLABELLED, evidence: EvidenceSpec | None = None,
+                     **provenance) -> InstructionExample:
     """The question about ``target`` after the history ``items`` (oldest first, already cut to the
-    window shown; ``liked`` aligned): items without a title are left out, as the builders do."""
+    window shown; ``liked`` aligned): items without a title are left out, as the builders do.
+    ``evidence``: (mode, item stats, user stats, rating scale) for the evidence lines."""
     window = [(i, bool(like)) for i, like in zip(items, liked, strict=True) if i in titles]
+    title = titles.get(target, str(target))
+    text = ""
+    if evidence is not None:
+        mode, item_stats, user_stats, scale = evidence
+        text = evidence_text(mode, item_stats, user_stats, _clean(title), domain, scale)
     return render_example([titles[i] for i, like in window if like], [titles[i] for i, like in window if not like],
-                          titles.get(target, str(target)), label, domain,
+                          title, label, domain, evidence=text,
                           history=tuple(i for i, _ in window), item_id=str(target), **provenance)
 
 
@@ -101,38 +114,61 @@ def item_titles(dataset: Dataset) -> dict[str, str]:
 
 
 def movielens_examples(dataset: Dataset, history_len: int = 10, like_threshold: float = LIKE_THRESHOLD,
-                       min_history: int | None = None) -> list[InstructionExample]:
+                       min_history: int | None = None, evidence: str = "none") -> list[InstructionExample]:
     """TALLRec's MovieLens examples: liked = ``is_liked(rating, like_threshold)``; see the module docstring.
 
     ``min_history``: fewest earlier ratings a target needs (default ``history_len``: a full window).
+    ``evidence``: collaborative evidence from events strictly before each target (see ``rating_examples``).
     """
     if RATING not in dataset.interactions.columns:
         raise DataFormatError(dataset.source or dataset.name, f"a '{RATING}' column", field=RATING,
                               got=list(dataset.interactions.columns))
     return rating_examples(dataset.interactions, item_titles(dataset), prompt_domain(dataset), history_len,
-                           like_threshold, min_history)
+                           like_threshold, min_history, evidence=evidence)
 
 
 def rating_examples(events: pd.DataFrame, titles: Mapping[str, str], domain: str = "movie", history_len: int = 10,
-                    like_threshold: float = LIKE_THRESHOLD, min_history: int | None = None) -> list[InstructionExample]:
-    """The MovieLens way over any rated ``events`` (e.g. only the events known before a test part)."""
+                    like_threshold: float = LIKE_THRESHOLD, min_history: int | None = None,
+                    evidence: str = "none") -> list[InstructionExample]:
+    """The MovieLens way over any rated ``events`` (e.g. only the events known before a test part).
+
+    ``evidence`` (none | item | user | both): collaborative evidence in each prompt, computed from
+    ``events`` strictly before the example's own target (``llmrec.tallrec.evidence``)."""
     min_history = history_len if min_history is None else min_history
     if not 1 <= min_history <= history_len:
         raise ValueError(f"need 1 <= min_history <= history_len, got {min_history} and {history_len}")
+    check_evidence(evidence)
     examples: list[InstructionExample] = []
+    events = events.reset_index(drop=True)
+    item_stats = items_before(events, like_threshold) if evidence in ("item", "both") else None
+    scale = rating_scale(events)
     # Sorted by (user, time) with a stable sort (as the schema does), so "before" is the file order on ties.
-    events = events.sort_values([USER, TIME], kind="stable")
+    events = events.assign(_row=np.arange(len(events))).sort_values([USER, TIME], kind="stable")
     for user, group in events.groupby(USER, sort=True):
         items = [str(i) for i in group[ITEM].to_list()]
-        liked = is_liked(group[RATING].to_numpy(dtype=float), like_threshold)
+        ratings = group[RATING].to_numpy(dtype=float)
+        liked = is_liked(ratings, like_threshold)
         times = group[TIME].to_numpy()
+        rows = group["_row"].to_numpy()
+        habits = user_before(ratings, like_threshold) if evidence in ("user", "both") else None
         for i in range(min_history, len(items)):
             lo = max(0, i - history_len)
             if items[i] not in titles or not any(it in titles for it in items[lo:i]):
                 continue
+            spec = None if evidence == "none" else (
+                evidence, None if item_stats is None else item_stats[rows[i]], None if habits is None else habits[i],
+                scale)
             examples.append(question_example(items[lo:i], liked[lo:i], items[i], titles, domain, int(liked[i]),
-                                             user_id=str(user), timestamp=int(times[i])))
+                                             evidence=spec, user_id=str(user), timestamp=int(times[i])))
     return examples
+
+
+def rating_scale(events: pd.DataFrame, default: float = 5.0) -> float:
+    """The top of the rating scale the evidence speaks of ("out of 5"): the highest known rating."""
+    if RATING not in events.columns or events.empty:
+        return default
+    top = float(events[RATING].max())
+    return top if np.isfinite(top) and top > 0 else default
 
 
 def mind_examples(dataset: Dataset, history_len: int = 10, negatives_per_impression: int = 4,
@@ -214,12 +250,18 @@ def sequence_examples(dataset: Dataset, history_len: int = 10, seed: int = 0,
     return examples
 
 
-def build_examples(dataset: Dataset, history_len: int = 10, seed: int = 0) -> list[InstructionExample]:
-    """The builder that fits the data set: ratings -> MovieLens way, MIND -> impressions, else sequences."""
+def build_examples(dataset: Dataset, history_len: int = 10, seed: int = 0,
+                   evidence: str = "none") -> list[InstructionExample]:
+    """The builder that fits the data set: ratings -> MovieLens way, MIND -> impressions, else sequences.
+    ``evidence`` (rated data only) is passed to the MovieLens way."""
+    rated = RATING in dataset.interactions.columns and "impressions" not in dataset.meta
+    if check_evidence(evidence) != "none" and not rated:
+        raise DataFormatError(dataset.source or dataset.name, f"rated interactions (a '{RATING}' column) for "
+                              f"evidence {evidence!r}", field=RATING, got=list(dataset.interactions.columns))
     if "impressions" in dataset.meta:
         return mind_examples(dataset, history_len=history_len, seed=seed)
     if RATING in dataset.interactions.columns:
-        return movielens_examples(dataset, history_len=history_len)
+        return movielens_examples(dataset, history_len=history_len, evidence=evidence)
     return sequence_examples(dataset, history_len=history_len, seed=seed)
 
 

@@ -169,8 +169,11 @@ class YesNoScorer:
     """P(Yes) = softmax over the Yes and No logits at the answer position; batched, left-padded."""
 
     def __init__(self, model: Any, tokenizer: Any, template: str = "alpaca", max_length: int = 512,
-                 batch_size: int = 8, show_progress: bool = False, name: str = "tallrec") -> None:
+                 batch_size: int = 8, show_progress: bool = False, name: str = "tallrec",
+                 autocast_bf16: bool = False) -> None:
         self.model = model
+        # bf16 on a CPU: fp32 weights under bf16 autocast (as the Trainer trains them), see cpu_autocast.
+        self.autocast_bf16 = autocast_bf16
         self.tokenizer = tokenizer
         self.encoder = PromptEncoder(tokenizer, template=template, max_length=max_length)
         self.batch_size = batch_size
@@ -212,8 +215,9 @@ class YesNoScorer:
                 # positions as if unpadded, so a batched score equals the single-example score.
                 positions = (mask.cumsum(-1) - 1).clamp(min=0)
                 device = self.device
-                logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                    position_ids=positions.to(device), logits_to_keep=1).logits
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.autocast_bf16):
+                    logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                        position_ids=positions.to(device), logits_to_keep=1).logits
                 out[rows] = logits[:, -1, :].index_select(-1, columns.to(device)).double().cpu().numpy()
         finally:
             if was_training:

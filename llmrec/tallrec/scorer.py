@@ -5,6 +5,9 @@ examples (:func:`llmrec.tallrec.data.question_example`): the last ``history_len`
 liked (``is_liked`` of the rating the history carries) under "User Preference", the others under
 "User Unpreference" (no ratings: all are preferences), and the candidate's title as the target.
 The scorer sees histories and candidates only; the target's own rating never reaches it.
+With ``evidence`` (item | user | both) the prompt also says what the known ratings say about the
+candidate (from ``context.known``: the events before the evaluated part) and about the user (from
+the history given), see ``llmrec.tallrec.evidence``; a loaded adapter keeps the mode it was trained with.
 
 What the builder does, in this order:
 
@@ -35,8 +38,10 @@ from llmrec.tallrec.data import (
     prompt_domain,
     question_example,
     rating_examples,
+    rating_scale,
     sequence_examples,
 )
+from llmrec.tallrec.evidence import ItemEvidence, check_evidence, summarize
 from llmrec.tallrec.model import YesNoScorer
 from llmrec.tallrec.split import split_examples
 
@@ -47,7 +52,8 @@ class TallRecScorer:
     """A ``Scorer``: P(Yes) for every (history, candidate) pair, from a :class:`YesNoScorer`."""
 
     def __init__(self, yes_no: YesNoScorer, titles: Mapping[str, str], domain: str = "movie",
-                 history_len: int = 10, name: str = "tallrec", info: dict | None = None) -> None:
+                 history_len: int = 10, name: str = "tallrec", info: dict | None = None,
+                 evidence: str = "none", item_evidence: ItemEvidence | None = None, scale: float = 5.0) -> None:
         self.yes_no = yes_no
         self.titles = titles
         self.domain = domain
@@ -55,14 +61,25 @@ class TallRecScorer:
         self.name = name
         self.info = dict(info or {})
         self.prompts = 0
+        self.evidence = check_evidence(evidence)
+        if evidence in ("item", "both") and item_evidence is None:
+            raise ValueError(f"tallrec: evidence {evidence!r} needs the item statistics of the known events")
+        self.item_evidence = item_evidence
+        self.scale = scale
 
     def question(self, history: Sequence[str], candidate: str) -> InstructionExample:
-        """The question about ``candidate`` after ``history`` (no answer attached)."""
-        shown = (history if isinstance(history, History) else History(history)).last(self.history_len)
+        """The question about ``candidate`` after ``history`` (no answer attached). Evidence, when on,
+        comes from the known events (item) and the whole given history (user), never the pair's label."""
+        full = history if isinstance(history, History) else History(history)
+        shown = full.last(self.history_len)
         ratings = history_ratings(shown)
         liked = [True] * len(shown) if ratings is None else [bool(v) for v in
                                                              is_liked(np.asarray(ratings, float), LIKE_THRESHOLD)]
-        return question_example(list(shown), liked, str(candidate), self.titles, self.domain)
+        spec = None
+        if self.evidence != "none":
+            item = self.item_evidence.get(str(candidate)) if self.item_evidence is not None else None
+            spec = (self.evidence, item, summarize(history_ratings(full), LIKE_THRESHOLD), self.scale)
+        return question_example(list(shown), liked, str(candidate), self.titles, self.domain, evidence=spec)
 
     def score(self, histories: Histories, candidates: Candidates) -> np.ndarray:
         rows = per_user_candidates(candidates, len(histories))
@@ -128,8 +145,10 @@ def known_examples(context: BuildContext, config: TallRecConfig
     known = context.known
     dataset = context.dataset
     if RATING in known.columns:
-        examples = rating_examples(known, item_titles(dataset), prompt_domain(dataset), config.history_len)
+        examples = rating_examples(known, item_titles(dataset), prompt_domain(dataset), config.history_len,
+                                   evidence=config.evidence)
     else:
+        _need_ratings(config.evidence, context)
         only_known = Dataset(dataset.name, known, dataset.items, domain=dataset.domain, source=dataset.source,
                              timestamps_are_order=dataset.timestamps_are_order)
         examples = sequence_examples(only_known, history_len=config.history_len, seed=config.seed)
@@ -143,25 +162,54 @@ def known_examples(context: BuildContext, config: TallRecConfig
     return parts["train"], parts["valid"]
 
 
+def _need_ratings(evidence: str, context: BuildContext) -> None:
+    if evidence != "none" and RATING not in context.known.columns:
+        raise ValueError(f"tallrec: evidence {evidence!r} speaks of ratings, but the known events of "
+                         f"{context.dataset.source or context.dataset.name} have no '{RATING}' column; use "
+                         f"evidence=none")
+
+
+def saved_evidence(folder: str | os.PathLike) -> str:
+    """The evidence mode an adapter was trained with (its tallrec.json), "none" for older adapters."""
+    import json
+    from pathlib import Path
+
+    from llmrec.tallrec.guards import TALLREC_META
+
+    meta = json.loads((Path(folder) / TALLREC_META).read_text())
+    return check_evidence(str(meta.get("config", {}).get("evidence", "none")))
+
+
 def build_tallrec(context: BuildContext, config: TallRecConfig) -> TallRecScorer:
-    from llmrec.tallrec.train import load_adapter, load_base, save_adapter, train_tallrec
+    from llmrec.tallrec.train import cpu_autocast, load_adapter, load_base, save_adapter, train_tallrec
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub from a run
     titles = item_titles(context.dataset)
     domain = prompt_domain(context.dataset)
+    saved = context.load_dir("tallrec")
+    # A loaded adapter is scored with the prompts it was trained on, whatever the option says.
+    evidence = saved_evidence(saved) if saved else config.evidence
+    if saved and evidence != config.evidence and config.evidence != "none":
+        logger.warning("tallrec: the adapter in %s was trained with evidence=%s; scoring with it, not %s", saved,
+                       evidence, config.evidence)
+    _need_ratings(evidence, context)
+    # Item evidence for scored pairs: the events known before the evaluated part, nothing later.
+    items = ItemEvidence(context.known, LIKE_THRESHOLD) if evidence in ("item", "both") else None
+    scale = rating_scale(context.known)
 
     def scorer(yes_no: YesNoScorer, **info) -> TallRecScorer:
         yes_no.show_progress = context.show_progress
-        return TallRecScorer(yes_no, titles, domain, config.history_len, info=info)
+        return TallRecScorer(yes_no, titles, domain, config.history_len, info={**info, "evidence": evidence},
+                             evidence=evidence, item_evidence=items, scale=scale)
 
-    saved = context.load_dir("tallrec")
     if saved:
         return scorer(load_adapter(saved, device=config.device, batch_size=config.score_batch_size),
                       mode="loaded", adapter=str(saved))
     model, tokenizer = load_base(config)
     if config.zero_shot:
         return scorer(YesNoScorer(model.eval(), tokenizer, template=config.template, max_length=config.max_length,
-                                  batch_size=config.score_batch_size), mode="zero-shot", model=config.model)
+                                  batch_size=config.score_batch_size, autocast_bf16=cpu_autocast(config)),
+                      mode="zero-shot", model=config.model)
     train, stop = known_examples(context, config)
     logger.info("tallrec: %d training and %d early-stopping examples from %d known events", len(train), len(stop),
                 len(context.known))
@@ -173,7 +221,9 @@ def build_tallrec(context: BuildContext, config: TallRecConfig) -> TallRecScorer
         save_adapter(result, config.output_dir, stop or train)
     return scorer(result.scorer, mode="trained", adapter=config.output_dir, model=config.model,
                   train_examples=result.train_examples, early_stopping_examples=len(stop), steps=result.steps,
-                  best_valid_auc=result.best_valid_auc, train_seconds=round(result.seconds, 1))
+                  best_valid_auc=result.best_valid_auc, train_auc=result.train_auc,
+                  train_seconds=round(result.seconds, 1), real_tokens=result.real_tokens,
+                  tokens_per_second=round(result.tokens_per_second, 1))
 
 
 register_scorer("tallrec", build_tallrec, TallRecConfig,

@@ -27,6 +27,10 @@ class TwoTowerConfig(TrainerSettings):
     history_keep: float = field(default=0.8, metadata={
         "help": "training: each of the user's other events is kept in the history with this probability "
                 "(the target itself never is), so the tower learns from partial histories"})
+    user_id: bool = field(default=False, metadata={
+        "help": "the user tower also reads a user-ID embedding (TFRS's user tower), learnt from the training "
+                "events; the scorer finds the user in the history's ``user`` attribute (the TFRS top-K and "
+                "rating evaluators set it), other users get the padding row (history only)"})
     text_embeddings: str | None = field(default=None, metadata={
         "help": "folder written by `llmrec embed` (item id -> text vector): the item tower adds a projection of "
                 "it, so items without training events (cold) still get a vector"})
@@ -40,6 +44,12 @@ class TwoTowerConfig(TrainerSettings):
                 "(Yi et al. 2019 sampling-bias correction)"})
     remove_accidental_hits: bool = field(default=True, metadata={
         "help": "mask in-batch negatives that are the row's own positive item (same item in another row)"})
+    rating_dot: bool = field(default=False, metadata={
+        "help": "add the dot product of the user and item tower outputs to the rating (biased matrix "
+                "factorisation on the towers: mu + b_item + offset + <user, item> + MLP)"})
+    rating_dropout: float = field(default=0.0, metadata={
+        "help": "dropout on the tower outputs on the rating path only (regularises the rating head without "
+                "touching retrieval)"})
     score: str = field(default="retrieval", metadata={
         "help": "what the scorer returns: retrieval (user-item similarity, for ranking) or rating (the rating "
                 "head's prediction, for the rating evaluator)"})
@@ -58,6 +68,9 @@ class TwoTowerConfig(TrainerSettings):
         for name in ("dim", "embedding_dim", "hidden", "max_history"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TwoTowerConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("dropout", "rating_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"TwoTowerConfig.{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0.0 < self.history_keep <= 1.0:
             raise ValueError(f"TwoTowerConfig.history_keep must be in (0, 1], got {self.history_keep}")
         if self.temperature <= 0:

@@ -5,10 +5,14 @@ A user is their history. For a training event the history is the user's *other* 
 the event itself, so the rating to predict never reaches the user tower), each kept with probability
 ``history_keep`` and at most ``max_history`` of them, in time order. At scoring time the history is
 what the evaluator shows (the events before the target, or all known events of the user).
+
+:func:`carve_validation` holds a seeded share of the training events out as a validation part, so
+settings (the epoch count first) are chosen without looking at the test part.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,8 +20,27 @@ import numpy as np
 import pandas as pd
 import torch
 
-from llmrec.data.schema import RATING
+from llmrec.data.schema import RATING, USER
+from llmrec.data.splits import Split
 from llmrec.data.vocabulary import PAD, ItemVocabulary, user_segments
+
+
+def carve_validation(split: Split, ratio: float = 0.1, seed: int = 0) -> Split:
+    """``split`` with a seeded ``ratio`` of its training events moved to the valid part.
+
+    Tune with ``part="valid"`` (trains on the rest of train, scores the carved events), then train
+    for ``part="test"``: that knows train + valid, i.e. exactly the original training events, and
+    the test part is the original one, untouched. The carve draws from train only, so no test event
+    can ever be a validation event.
+    """
+    if not 0.0 < ratio < 1.0:
+        raise ValueError(f"carve_validation: ratio must be in (0, 1), got {ratio}")
+    if len(split.valid):
+        raise ValueError(f"carve_validation: the {split.name} split already has a valid part ({len(split.valid)} "
+                         "events)")
+    held = np.random.default_rng(seed).random(len(split.train)) < ratio
+    return dataclasses.replace(split, train=split.train[~held].reset_index(drop=True),
+                               valid=split.train[held].reset_index(drop=True))
 
 
 def history_tensors(rows: Sequence[np.ndarray], ratings: Sequence[np.ndarray | None], fill: float
@@ -34,20 +57,24 @@ def history_tensors(rows: Sequence[np.ndarray], ratings: Sequence[np.ndarray | N
 
 
 class TwoTowerEvents(torch.utils.data.Dataset):
-    """Every known event (user, item, rating) as one training example; per-user time-ordered arrays."""
+    """Every known event (user, item, rating) as one training example; per-user time-ordered arrays.
+    ``users[k]`` is user k's id (user-ID row k + 1; row 0 is the unknown user)."""
 
     def __init__(self, user_rows: list[np.ndarray], user_ratings: list[np.ndarray] | None,
-                 event_user: np.ndarray, event_pos: np.ndarray):
+                 event_user: np.ndarray, event_pos: np.ndarray, users: list[str] | None = None):
         self.user_rows = user_rows
         self.user_ratings = user_ratings
         self.event_user = event_user
         self.event_pos = event_pos
+        self.users = users if users is not None else [str(k) for k in range(len(user_rows))]
 
     @classmethod
     def from_interactions(cls, known: pd.DataFrame, vocabulary: ItemVocabulary) -> TwoTowerEvents:
         events, rows, bounds = user_segments(known, vocabulary)
         ratings = events[RATING].to_numpy(dtype=np.float32) if RATING in events.columns else None
         user_rows, user_ratings, event_user, event_pos = [], [], [], []
+        ids = events[USER].astype(str).to_numpy()
+        users = [str(ids[start]) for start in bounds[:-1]]
         for u, (start, end) in enumerate(zip(bounds[:-1], bounds[1:])):
             user_rows.append(rows[start:end])
             if ratings is not None:
@@ -56,7 +83,7 @@ class TwoTowerEvents(torch.utils.data.Dataset):
             event_pos.append(np.arange(end - start))
         return cls(user_rows, user_ratings if ratings is not None else None,
                    np.concatenate(event_user) if event_user else np.zeros(0, np.int64),
-                   np.concatenate(event_pos) if event_pos else np.zeros(0, np.int64))
+                   np.concatenate(event_pos) if event_pos else np.zeros(0, np.int64), users)
 
     @property
     def has_ratings(self) -> bool:
@@ -84,7 +111,7 @@ class TwoTowerEvents(torch.utils.data.Dataset):
 
 @dataclass
 class TwoTowerCollator:
-    """Histories (the user's other events, subsampled), target items and their ratings."""
+    """Histories (the user's other events, subsampled), target items and their ratings, user-ID rows."""
 
     events: TwoTowerEvents
     max_history: int
@@ -118,4 +145,5 @@ class TwoTowerCollator:
         return {"hist_items": hist_items, "hist_ratings": hist_values,
                 "items": torch.as_tensor(np.asarray(items), dtype=torch.long),
                 "ratings": torch.as_tensor(np.asarray(ratings), dtype=torch.float32),
-                "rated": torch.full((len(batch),), ev.has_ratings, dtype=torch.bool)}
+                "rated": torch.full((len(batch),), ev.has_ratings, dtype=torch.bool),
+                "users": torch.as_tensor([int(ev.event_user[b["event"]]) + 1 for b in batch], dtype=torch.long)}

@@ -4,7 +4,9 @@ The user vector comes from the history the evaluator shows (with its ratings whe
 them); the score is the cosine similarity of user and item vectors (``score="retrieval"``) or the
 rating head's prediction (``score="rating"``, for the rating evaluator). Candidates outside the
 training vocabulary get a vector from their text when the model was trained with
-``text_embeddings``; otherwise they rank last (``rank_unknown_last``).
+``text_embeddings``; otherwise they rank last (``rank_unknown_last``). With ``user_id`` the user is
+looked up by the history's ``user`` attribute (``llmrec.scoring.History.user``); a history without
+one, or of a user without training events, gets the unknown-user row (history only).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class TwoTowerScorer:
         self.mode = score
         self.text_vectors = text_vectors if model.text_proj is not None else None
         self.batch_size = batch_size
+        self._user_rows = {u: k + 1 for k, u in enumerate(model.user_ids)} if model.user_emb is not None else {}
         with torch.no_grad():
             self._table = model.item_vectors(torch.arange(len(vocabulary)))  # row 0: unused
 
@@ -50,11 +53,13 @@ class TwoTowerScorer:
             rows.append(r[keep])
             values = history_ratings(h)
             ratings.append(np.asarray(values, dtype=np.float32)[keep] if values else None)
+        ids = torch.as_tensor([self._user_rows.get(str(getattr(h, "user", None)), PAD) for h in histories],
+                              dtype=torch.long)
         users, offsets = [], []
         for start in range(0, len(rows), self.batch_size):
             items, rated = history_tensors(rows[start:start + self.batch_size], ratings[start:start + self.batch_size],
                                             self.model.mean_rating)
-            u, o = self.model.user_vectors(items, rated)
+            u, o = self.model.user_vectors(items, rated, ids[start:start + self.batch_size])
             users.append(u)
             offsets.append(o)
         if not users:

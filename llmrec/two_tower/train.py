@@ -63,9 +63,12 @@ def train_two_tower(split: Split, config: TwoTowerConfig, part: str = "test", ca
     log.info("two-tower: %d events over %d items, ratings %s, weights retrieval %g / rating %g", len(events),
              len(vocabulary) - 1, events.has_ratings, config.retrieval_weight, config.rating_weight)
     set_seed(config.seed)
-    model = TwoTower(config, len(vocabulary), mean, log_popularity(events.item_counts(len(vocabulary))), text)
+    model = TwoTower(config, len(vocabulary), mean, log_popularity(events.item_counts(len(vocabulary))), text,
+                     n_users=len(events.users) + 1)
     collator = TwoTowerCollator(events, config.max_history, config.history_keep, mean, seed=config.seed)
     trainer = Trainer(model=model, args=training_arguments(config, **training_overrides), train_dataset=events,
                       data_collator=collator, callbacks=callbacks)
+    model.user_ids = list(events.users) if config.user_id else []
     train_and_save(trainer, config, "two-tower", lambda out: model.save_config(out, vocabulary.items))
     return model.eval(), vocabulary
+

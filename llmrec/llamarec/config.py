@@ -1,0 +1,131 @@
+"""Settings of the LlamaRec-style fine-tuned reranker (Yue et al., "LlamaRec: Two-Stage
+Recommendation using Large Language Models for Ranking", 2023): the user's recent history and the
+candidates, labelled A, B, C, ..., go into one prompt; the score of candidate k is the
+log-softmax over the candidate letters of letter k's logit at the first answer position (the
+verbalizer). LoRA (peft) tunes the model on training users' next items with the loss on the
+answer letter only.
+
+``LlamaRecConfig`` stands on the shared trainer settings (``llmrec.training.TrainerSettings``)
+and adds the model, LoRA, prompt, training-data and scoring knobs. Defaults suit a shared CPU
+(fp32, LoRA on the top layers only so the backward pass stops there); the GPU path is behind
+``bf16`` / ``load_in_4bit`` / ``gradient_checkpointing``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmrec.training import TrainerSettings, training_arguments
+
+EVIDENCE = ("none", "popularity")
+
+
+@dataclass
+class LlamaRecConfig(TrainerSettings):
+    """Model, adapter, prompt, training-data and scoring settings of one LlamaRec run."""
+
+    model: str = field(default="smollm2-135m", metadata={
+        "help": "base causal LM: a packaged model (smollm2-135m, qwen2.5-0.5b, gemma3-270m), a local "
+                "transformers folder, a .gguf file, or a hub id (only when HF_HUB_OFFLINE is unset)"})
+    # ---- LoRA
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank r"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha (the update is scaled by alpha / r)"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], metadata={
+        "help": "module names LoRA adapts (comma-separated on the command line)"})
+    lora_layers: int = field(default=10, metadata={
+        "help": "adapt only the top this many decoder layers (0: all). Gradients then stop at the lowest "
+                "adapted layer, so a CPU step costs about a third less"})
+    # ---- prompt
+    template: str = field(default="rerank", metadata={
+        "help": "prompt template under prompts/llamarec/ (without .j2), or a path to a .j2 file"})
+    history_len: int = field(default=10, metadata={"help": "most recent history items shown in a prompt"})
+    max_item_chars: int = field(default=60, metadata={"help": "item texts are cut to this many characters"})
+    evidence: str = field(default="none", metadata={
+        "help": "none: titles only (LlamaRec); popularity: each candidate also shows its popularity bucket, "
+                "floor(log2(1 + events known before the evaluated part)) capped at 9"})
+    chat_template: bool = field(default=False, metadata={
+        "help": "wrap the prompt in the tokenizer's chat template (off: raw text, ~25 tokens shorter; the "
+                "tuned model learns the format either way)"})
+    # ---- training data (from the events known before the evaluated part only)
+    train_users: int = field(default=2000, metadata={
+        "help": "seeded sample of users whose last known event is a training target (0: every user)"})
+    valid_users: int = field(default=0, metadata={
+        "help": "further seeded users held out of training (their NDCG@10 on the same kind of lists is "
+                "reported after training: a check on training users only, never on evaluation cases)"})
+    train_negatives: int = field(default=19, metadata={
+        "help": "negatives per training list, uniform over the catalogue minus the user's known items"})
+    # ---- optimisation (the rest: llmrec.training.TrainerSettings)
+    epochs: float = field(default=1.0, metadata={"help": "passes over the training lists"})
+    batch_size: int = field(default=4, metadata={"help": "training lists per forward pass"})
+    learning_rate: float = field(default=3e-4, metadata={"help": "AdamW peak learning rate"})
+    warmup_steps: float = field(default=0.05, metadata={
+        "help": "linear warm-up: a number of steps, or a fraction of all steps when below 1"})
+    seed: int = field(default=42, metadata={"help": "seed of the training users, negatives, LoRA init and data order"})
+    output_dir: str = field(default="runs/llamarec", metadata={
+        "help": "where the adapter is saved (trainer scratch files go to its 'trainer' sub-folder)"})
+    save_steps: int = field(default=0, metadata={"help": "trainer checkpoints every this many steps (0: none)"})
+    logging_steps: int = field(default=10, metadata={"help": "log the training loss every this many steps"})
+    max_train_minutes: float = field(default=0.0, metadata={
+        "help": "stop training after this many wall-clock minutes (0: no limit); on a shared CPU this keeps a "
+                "run inside its slot, and the report says how many lists were actually seen"})
+    # ---- scoring
+    bootstrap: int = field(default=1, metadata={
+        "help": "score B orders of each candidate list (the given one, then seeded label-blind shuffles) and "
+                "average each item's scores: less position bias, B times the cost"})
+    score_batch_size: int = field(default=8, metadata={"help": "prompts per scoring forward pass"})
+    # ---- GPU path and safety
+    load_in_4bit: bool = field(default=False, metadata={
+        "help": "QLoRA: load the base model in 4-bit NF4 with bitsandbytes (CUDA GPU and bitsandbytes needed)"})
+    device: str = field(default="auto", metadata={"help": "auto (cuda if present), cpu, cuda, cuda:1"})
+    trust_remote_code: bool = field(default=False, metadata={
+        "help": "allow a model folder's own Python code to run (off: built-in architectures only)"})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.target_modules, str):
+            self.target_modules = [m for m in self.target_modules.split(",") if m]
+        if not self.target_modules:
+            raise ValueError("LlamaRecConfig.target_modules is empty: name at least one module (e.g. q_proj)")
+        if self.lora_r < 1 or self.lora_alpha <= 0 or not 0.0 <= self.lora_dropout < 1.0 or self.lora_layers < 0:
+            raise ValueError(f"LlamaRecConfig: need lora_r >= 1, lora_alpha > 0, 0 <= lora_dropout < 1, "
+                             f"lora_layers >= 0; got {self.lora_r}, {self.lora_alpha}, {self.lora_dropout}, "
+                             f"{self.lora_layers}")
+        if self.evidence not in EVIDENCE:
+            raise ValueError(f"LlamaRecConfig.evidence must be one of {list(EVIDENCE)}, got {self.evidence!r}")
+        if self.history_len < 1 or self.max_item_chars < 8 or self.train_negatives < 1 or self.bootstrap < 1:
+            raise ValueError("LlamaRecConfig: history_len >= 1, max_item_chars >= 8, train_negatives >= 1 and "
+                             f"bootstrap >= 1 needed; got {self.history_len}, {self.max_item_chars}, "
+                             f"{self.train_negatives}, {self.bootstrap}")
+        if self.train_users < 0 or self.valid_users < 0 or self.batch_size < 1 or self.score_batch_size < 1:
+            raise ValueError("LlamaRecConfig: train_users, valid_users >= 0 and batch sizes >= 1 needed")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> LlamaRecConfig:
+        """The config saved beside an adapter; keys this version does not know are ignored."""
+        known = {f.name for f in dataclasses.fields(cls) if f.init}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def prompt_settings(self) -> dict[str, Any]:
+        """What decides the prompt text: a loaded adapter scores with the settings it was trained with."""
+        return {k: getattr(self, k) for k in ("template", "history_len", "max_item_chars", "evidence",
+                                              "chat_template")}
+
+    def lora_config(self, n_layers: int) -> Any:
+        from peft import LoraConfig
+
+        layers = None
+        if self.lora_layers and self.lora_layers < n_layers:
+            layers = list(range(n_layers - self.lora_layers, n_layers))
+        return LoraConfig(r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+                          target_modules=list(self.target_modules), layers_to_transform=layers, bias="none",
+                          task_type="CAUSAL_LM")
+
+    def to_training_arguments(self, output_dir: str | None = None, **overrides: Any) -> Any:
+        """``TrainingArguments`` through the shared mapping; fp32 unless ``bf16`` (on an AVX2 CPU bf16 is
+        much slower)."""
+        values: dict[str, Any] = dict(output_dir=output_dir or f"{self.output_dir}/trainer", data_seed=self.seed,
+                                      fp16=False, use_cpu=self.device == "cpu", eval_strategy="no")
+        values.update(overrides)
+        return training_arguments(self, **values)
