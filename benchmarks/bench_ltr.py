@@ -45,7 +45,10 @@ from llmrec.run import RunConfig, build_context, load_split
 from llmrec.scoring import Scorer, is_shared, scorer_diagnostics
 from llmrec.utils.io import write_json
 
-LLM_FEATURES = ("llmrank", "llamarec")
+
+def uses_llm(name: str) -> bool:
+    """A feature scorer with an LLM in it (the registry says so), whose contribution the ablation measures."""
+    return get_spec(name).uses_llm
 
 
 class CachedScorer:
@@ -190,7 +193,7 @@ def time_llm_features(ltr: LTRScorer, features: list[str], evaluator: RankingEva
         lists = [[catalog[j] for j in top] for top in tops]
     out: dict = {}
     for scorer, name in zip(ltr.scorers, features, strict=True):
-        if name not in LLM_FEATURES:
+        if not uses_llm(name):
             continue
         inner = getattr(scorer, "scorer", scorer)
         before = dict(scorer_diagnostics(inner).get("usage") or {})
@@ -216,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
                                                           "llmrank"])
     parser.add_argument("--extra", nargs="*", default=[], help="more feature scorers (e.g. llamarec)")
     parser.add_argument("--load", nargs="*", default=[], help="NAME=FOLDER saved models for the final scorers")
+    parser.add_argument("--fit-load", nargs="*", default=[],
+                        help="loaded features that also score the fitting lists (LTRConfig.fit_load: the fitting "
+                             "users then leave out FOLDER/train_users.json), instead of a second training")
+    parser.add_argument("--set", dest="settings", nargs="*", default=[], metavar="SCORER.OPTION=VALUE",
+                        help="feature scorer options, e.g. nexttitle.score=hint+pmi (typed by the scorer's config)")
+    parser.add_argument("--name", default=None, help="record name under benchmarks/results/ (default ltr_PROTOCOL)")
     parser.add_argument("--sasrec-epochs", type=float, default=5.0)
     parser.add_argument("--llm-model", default="smollm2-135m")
     parser.add_argument("--llm-mode", default="first-token",
@@ -244,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     options = {"sasrec": {"epochs": args.sasrec_epochs, "resume": True},
                "llmrank": {"model": args.llm_model, "mode": args.llm_mode, "max_history": args.llm_history,
                            "max_item_chars": args.llm_item_chars}}
+    for item in args.settings:
+        key, _, value = item.partition("=")
+        scorer, _, option = key.partition(".")
+        kind = type(getattr(get_spec(scorer).config_cls(), option))  # a typo is an AttributeError naming it
+        options.setdefault(scorer, {})[option] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     load = dict(item.split("=", 1) for item in args.load)
     split = load_split(config)
     context = build_context(split, config, options, load)
@@ -253,16 +267,16 @@ def main(argv: list[str] | None = None) -> int:
         return CachedScorer(scorer, cache_path(runs, args.protocol, stage, scorer.name, options))
 
     ltr_config = LTRConfig(features=features, fit_users=args.fit_users, output_dir=str(runs / args.protocol),
-                           seed=args.seed, refit=not args.no_refit, **ltr_options)
+                           seed=args.seed, refit=not args.no_refit, fit_load=list(args.fit_load), **ltr_options)
     if args.prefetch:
         return prefetch(args, context, evaluator, ltr_config, runs)
     start = time.perf_counter()
     ltr = train_ltr(context, ltr_config, wrap=cached)
     build_seconds = time.perf_counter() - start
-    llm = [f for f in features if f in LLM_FEATURES]
+    llm = [f for f in features if uses_llm(f)]
     # Each feature scorer alone, except an LLM over a whole catalogue (full ranking): it only ever sees
     # the first stage's top lists, which the hybrid's rows cover.
-    alone = [sc for sc, f in zip(ltr.scorers, features, strict=True) if config.mode != "full" or f not in LLM_FEATURES]
+    alone = [sc for sc, f in zip(ltr.scorers, features, strict=True) if config.mode != "full" or not uses_llm(f)]
     rows_scorers: list[Scorer] = alone + [ltr]
     if llm:
         rows_scorers.append(ltr.without(llm, ltr_config, name="ltr without LLM features"))
@@ -275,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for scorer in rows_scorers:
         results[scorer.name] = evaluator(scorer)
-    llm_rows = {sc.name for sc, f in zip(ltr.scorers, features, strict=True) if f in LLM_FEATURES}
+    llm_rows = {sc.name for sc, f in zip(ltr.scorers, features, strict=True) if uses_llm(f)}
     seeds = fit_seed_rows(ltr, ltr_config, llm, evaluator, args.fit_seeds) if llm and args.fit_seeds else []
     timing = time_llm_features(ltr, features, evaluator, args.time_llm) if llm and args.time_llm else {}
     no_llm = "ltr without LLM features"
@@ -324,9 +338,10 @@ def main(argv: list[str] | None = None) -> int:
                + (f"ltr >= {floor} and " if floor else "ltr ") + "above every non-LLM row, the no-LLM ablation "
                f"included): {'met' if goal_ok else 'NOT met'}.")
     if lift:
+        word = ("a lift" if lift["low"] > 0 else "a loss" if lift["high"] < 0
+                else "no lift distinguishable from case noise")
         verdict += (f" The LLM feature(s) {', '.join(llm)} add {lift['mean']:+.4f} NDCG@10 (95% CI "
-                    f"{lift['low']:+.4f} to {lift['high']:+.4f}): "
-                    f"{'a lift' if lift['low'] > 0 else 'no lift distinguishable from case noise'}.")
+                    f"{lift['low']:+.4f} to {lift['high']:+.4f}): {word}.")
     if seeds:
         summary = {r["row"]: r for r in seed_summary(seeds)}
         gain, mean_ltr = summary["lift"], summary["ltr"]["mean"]
@@ -364,8 +379,8 @@ def main(argv: list[str] | None = None) -> int:
             "trains": {f: get_spec(f).trains for f in features}}
     print(markdown)
     if not args.no_record:
-        record(f"ltr_{args.protocol}", f"Learned hybrid ranker (LambdaMART over every scorer, LLM included): {title}",
-               command, markdown, data)
+        record(args.name or f"ltr_{args.protocol}",
+               f"Learned hybrid ranker (LambdaMART over every scorer, LLM included): {title}", command, markdown, data)
     return 0
 
 

@@ -67,6 +67,9 @@ PRESETS: dict[str, dict] = {
     "dot + user-id + learning rate 5e-3": {"rating_dot": True, "user_id": True, "learning_rate": 5e-3},
     "dot + learning rate 1e-2": {"rating_dot": True, "learning_rate": 1e-2},
     "dot + user-id + learning rate 1e-2": {"rating_dot": True, "user_id": True, "learning_rate": 1e-2},
+    "dot + learning rate 5e-3 + weight decay 1e-2": {"rating_dot": True, "learning_rate": 5e-3, "weight_decay": 1e-2},
+    "dot + learning rate 5e-3 + rating dropout 0.2": {"rating_dot": True, "learning_rate": 5e-3, "rating_dropout": 0.2},
+    "dot + learning rate 5e-3 + dropout 0.3": {"rating_dot": True, "learning_rate": 5e-3, "dropout": 0.3},
 }
 WEIGHTINGS = ("joint", "rating-only", "retrieval-only")
 TUNING_LOG = HERE / "results" / "two_tower_tfrs_tuning.jsonl"

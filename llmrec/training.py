@@ -126,3 +126,84 @@ def train_and_save(trainer, settings: TrainerSettings, method: str,
     trainer.save_model(settings.output_dir)
     if save_config is not None and trainer.is_world_process_zero():
         save_config(settings.output_dir)
+
+
+def time_budget_callback(minutes: float) -> Any:
+    """A ``TrainerCallback`` that ends training once ``minutes`` of wall-clock time have passed (checked
+    after each step); its ``stopped_early`` says whether it did. Keeps a run inside a shared CPU slot."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):
+        def __init__(self) -> None:
+            self.started = time.perf_counter()
+            self.stopped_early = False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if time.perf_counter() - self.started > 60.0 * minutes and state.global_step < state.max_steps:
+                control.should_training_stop = True
+                self.stopped_early = True
+
+    return TimeBudget()
+
+
+def peak_memory_bytes(device: Any) -> int:
+    """Peak GPU memory on CUDA, else the process's peak resident set size (Linux reports KiB)."""
+    import resource
+
+    import torch
+
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+class ListDataset:
+    """Pre-encoded training rows (dicts of token ids and labels) as a map-style dataset for ``Trainer``."""
+
+    def __init__(self, rows: list[dict]) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.rows[i]
+
+
+@dataclass
+class BudgetedRun:
+    """What one ``train_within_budget`` call did."""
+
+    seconds: float
+    steps: int
+    rows_seen: int
+    losses: list[float]
+    peak_memory_bytes: int
+
+
+def train_within_budget(make_trainer: Callable[[list | None], Any], settings: TrainerSettings, method: str,
+                        rows: int, minutes: float, device: Any) -> BudgetedRun:
+    """Build the trainer (``make_trainer(callbacks)``) with a wall-clock budget of ``minutes`` (0: none),
+    train it (resuming when ``settings.resume``), and report time, steps, rows seen, logged losses and
+    peak memory. Leaves the model in eval mode."""
+    import time
+
+    import torch
+
+    budget = time_budget_callback(minutes) if minutes > 0 else None
+    trainer = make_trainer([budget] if budget else None)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume_checkpoint(settings, method, folder=trainer.args.output_dir))
+    seconds = time.perf_counter() - started
+    trainer.model.eval()
+    losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    steps = trainer.state.global_step
+    seen = min(rows, steps * settings.batch_size * settings.gradient_accumulation_steps * trainer.args.world_size)
+    if budget is not None and budget.stopped_early:
+        log.warning("%s: the %.0f-minute budget ended training after %d steps (%d of %d training rows)", method,
+                    minutes, steps, seen, rows)
+    return BudgetedRun(seconds, steps, seen, losses, peak_memory_bytes(device))

@@ -14,7 +14,7 @@ import sys
 from llmrec import __version__
 
 COMMANDS = ["quickstart", "data", "embed", "evaluate", "coldstart", "rerank", "learn", "sasrec", "p5", "ptum", "dien",
-            "two_tower", "tallrec", "girl", "ltr", "llamarec"]
+            "two_tower", "tallrec", "girl", "ltr", "llamarec", "nexttitle"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,27 +17,16 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmrec.llm.lora import LoraSettings
 from llmrec.training import TrainerSettings, training_arguments
 
 EVIDENCE = ("none", "popularity")
 
 
 @dataclass
-class LlamaRecConfig(TrainerSettings):
-    """Model, adapter, prompt, training-data and scoring settings of one LlamaRec run."""
+class LlamaRecConfig(LoraSettings, TrainerSettings):
+    """Prompt, training-data and scoring settings of one LlamaRec run (model and LoRA: ``LoraSettings``)."""
 
-    model: str = field(default="smollm2-135m", metadata={
-        "help": "base causal LM: a packaged model (smollm2-135m, qwen2.5-0.5b, gemma3-270m), a local "
-                "transformers folder, a .gguf file, or a hub id (only when HF_HUB_OFFLINE is unset)"})
-    # ---- LoRA
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank r"})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha (the update is scaled by alpha / r)"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], metadata={
-        "help": "module names LoRA adapts (comma-separated on the command line)"})
-    lora_layers: int = field(default=10, metadata={
-        "help": "adapt only the top this many decoder layers (0: all). Gradients then stop at the lowest "
-                "adapted layer, so a CPU step costs about a third less"})
     # ---- prompt
     template: str = field(default="rerank", metadata={
         "help": "prompt template under prompts/llamarec/ (without .j2), or a path to a .j2 file"})
@@ -76,22 +65,9 @@ class LlamaRecConfig(TrainerSettings):
         "help": "score B orders of each candidate list (the given one, then seeded label-blind shuffles) and "
                 "average each item's scores: less position bias, B times the cost"})
     score_batch_size: int = field(default=8, metadata={"help": "prompts per scoring forward pass"})
-    # ---- GPU path and safety
-    load_in_4bit: bool = field(default=False, metadata={
-        "help": "QLoRA: load the base model in 4-bit NF4 with bitsandbytes (CUDA GPU and bitsandbytes needed)"})
-    device: str = field(default="auto", metadata={"help": "auto (cuda if present), cpu, cuda, cuda:1"})
-    trust_remote_code: bool = field(default=False, metadata={
-        "help": "allow a model folder's own Python code to run (off: built-in architectures only)"})
 
     def __post_init__(self) -> None:
-        if isinstance(self.target_modules, str):
-            self.target_modules = [m for m in self.target_modules.split(",") if m]
-        if not self.target_modules:
-            raise ValueError("LlamaRecConfig.target_modules is empty: name at least one module (e.g. q_proj)")
-        if self.lora_r < 1 or self.lora_alpha <= 0 or not 0.0 <= self.lora_dropout < 1.0 or self.lora_layers < 0:
-            raise ValueError(f"LlamaRecConfig: need lora_r >= 1, lora_alpha > 0, 0 <= lora_dropout < 1, "
-                             f"lora_layers >= 0; got {self.lora_r}, {self.lora_alpha}, {self.lora_dropout}, "
-                             f"{self.lora_layers}")
+        self.check_lora("LlamaRecConfig")
         if self.evidence not in EVIDENCE:
             raise ValueError(f"LlamaRecConfig.evidence must be one of {list(EVIDENCE)}, got {self.evidence!r}")
         if self.history_len < 1 or self.max_item_chars < 8 or self.train_negatives < 1 or self.bootstrap < 1:
@@ -111,16 +87,6 @@ class LlamaRecConfig(TrainerSettings):
         """What decides the prompt text: a loaded adapter scores with the settings it was trained with."""
         return {k: getattr(self, k) for k in ("template", "history_len", "max_item_chars", "evidence",
                                               "chat_template")}
-
-    def lora_config(self, n_layers: int) -> Any:
-        from peft import LoraConfig
-
-        layers = None
-        if self.lora_layers and self.lora_layers < n_layers:
-            layers = list(range(n_layers - self.lora_layers, n_layers))
-        return LoraConfig(r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
-                          target_modules=list(self.target_modules), layers_to_transform=layers, bias="none",
-                          task_type="CAUSAL_LM")
 
     def to_training_arguments(self, output_dir: str | None = None, **overrides: Any) -> Any:
         """``TrainingArguments`` through the shared mapping; fp32 unless ``bf16`` (on an AVX2 CPU bf16 is

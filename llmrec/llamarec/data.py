@@ -11,7 +11,6 @@ events are read: no evaluation target can reach a training prompt.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from llmrec.candidates.base import case_seed, shuffle_label_blind
-from llmrec.data.schema import ITEM, USER
+from llmrec.data.sequences import popularity_buckets, sample_users, user_sequences
 
-SEQ = "event_seq"  # a user's events in time order (the split's own column; ties keep source order)
+__all__ = ["RerankExample", "popularity_buckets", "sample_users", "training_examples", "user_sequences"]
 
 
 @dataclass(frozen=True)
@@ -36,23 +35,6 @@ class RerankExample:
     @property
     def target_item(self) -> str:
         return self.candidates[self.target]
-
-
-def user_sequences(known: pd.DataFrame) -> dict[str, list[str]]:
-    """Each user's known items in time order."""
-    order = [USER, SEQ] if SEQ in known.columns else [USER]
-    ordered = known.sort_values(order, kind="stable")
-    return {str(u): [str(i) for i in g] for u, g in ordered.groupby(USER, sort=False)[ITEM]}
-
-
-def sample_users(users: Sequence[str], n_train: int, n_valid: int, seed: int) -> tuple[list[str], list[str]]:
-    """Disjoint seeded samples of training and validation users (``n_train`` 0: all the rest train)."""
-    pool = sorted(users)
-    rng = np.random.default_rng([int(seed), 0x11A4A])
-    order = [pool[i] for i in rng.permutation(len(pool))]
-    valid = order[:n_valid]
-    rest = order[n_valid:]
-    return (rest if n_train == 0 else rest[:n_train]), valid
 
 
 def training_examples(known: pd.DataFrame, catalogue: Sequence[str], users: Sequence[str], num_negatives: int,
@@ -84,9 +66,3 @@ def training_examples(known: pd.DataFrame, catalogue: Sequence[str], users: Sequ
         candidates = [str(items[k]) for k in order]
         out.append(RerankExample(str(user), history[-history_len:], candidates, candidates.index(target)))
     return out
-
-
-def popularity_buckets(known: pd.DataFrame) -> dict[str, int]:
-    """Item -> floor(log2(1 + known events)), capped at 9 (items with no known event: absent, i.e. 0)."""
-    counts = known[ITEM].astype(str).value_counts()
-    return {str(i): min(9, int(math.log2(1 + int(c)))) for i, c in counts.items()}

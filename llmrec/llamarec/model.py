@@ -13,21 +13,16 @@ from __future__ import annotations
 import hashlib
 import string
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from llmrec.llm.sanitize import clean_catalogue_text
+from llmrec.llm.item_prompts import ItemPromptTemplate
 from llmrec.scoring import Candidates, Histories, check_scores, per_user_candidates
 
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts" / "llamarec"
 LETTERS = string.ascii_uppercase
-#: Past-tense verbs of the data sets' domains, for "A user <verb> these <noun>s".
-VERBS = {"movie": "watched", "game": "played", "news": "read", "book": "read", "job": "viewed"}
 
 
 def letters_for(n: int) -> list[str]:
@@ -39,33 +34,13 @@ def letters_for(n: int) -> list[str]:
     return list(LETTERS[:n])
 
 
-class PromptRenderer:
+class PromptRenderer(ItemPromptTemplate):
     """Renders the reranking prompt (``prompts/llamarec/<template>.j2``) for a history and a list."""
 
     def __init__(self, item_text: Mapping[str, str], template: str = "rerank", domain: str = "item",
                  history_len: int = 10, max_item_chars: int = 60, evidence: str = "none",
                  popularity: Mapping[str, int] | None = None) -> None:
-        path = Path(template) if template.endswith(".j2") else PROMPTS_DIR / f"{template}.j2"
-        if not path.is_file():
-            raise FileNotFoundError(f"llamarec prompt template not found: {path}")
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(path.parent)), autoescape=False,
-                                 undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
-        self.template = env.get_template(path.name)
-        self.item_text = item_text
-        self.domain = domain
-        self.verb = VERBS.get(domain, "interacted with")
-        self.history_len = history_len
-        self.max_item_chars = max_item_chars
-        self.evidence = evidence
-        self.popularity = popularity or {}
-        if evidence == "popularity" and popularity is None:
-            raise ValueError("evidence='popularity' needs the popularity buckets of the known events")
-
-    def text(self, item: str) -> str:
-        if item not in self.item_text:
-            raise KeyError(f"llamarec: item {item!r} has no text in the catalogue (every candidate and history "
-                           "item must be a catalogue item)")
-        return clean_catalogue_text(self.item_text[item], self.max_item_chars) or f"{self.domain} {item}"
+        super().__init__("llamarec", template, item_text, domain, history_len, max_item_chars, evidence, popularity)
 
     def render(self, history: Sequence[str], candidates: Sequence[str]) -> str:
         labels = letters_for(len(candidates))

@@ -158,8 +158,9 @@ class HFCausalLM:
             raise ValueError("the prompt is empty and the tokenizer adds no BOS token: nothing to condition on")
         return list(ids)
 
-    def _split_boundary(self, prompt: Prompt, continuations: Sequence[str]) -> tuple[list[int], list[list[int]]]:
-        """Token ids of the prompt and of each continuation (see the module docstring for the rule)."""
+    def split_boundary(self, prompt: Prompt, continuations: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+        """Token ids of the prompt and of each continuation (see the module docstring for the rule); a
+        trainer that appends continuation ids to prompt ids this way trains on what scoring reads."""
         prompt = normalize_prompt(prompt)
         if self._is_templated(prompt):
             return self.encode_prompt(prompt), [self._encode_plain(c) for c in continuations]
@@ -269,7 +270,7 @@ class HFCausalLM:
     # ------------------------------------------------------------------ scoring
     @torch.inference_mode()
     def loglikelihood(self, prompt: Prompt, continuations: Sequence[str]) -> np.ndarray:
-        prompt_ids, cont_ids = self._split_boundary(prompt, continuations)
+        prompt_ids, cont_ids = self.split_boundary(prompt, continuations)
         self.usage.add(prompt_tokens=len(prompt_ids) + sum(map(len, cont_ids)), requests=1)
         scores = np.zeros(len(cont_ids), dtype=np.float64)
         if not any(cont_ids):
@@ -331,7 +332,7 @@ class HFCausalLM:
 
         Same tokenisation as ``loglikelihood``; kept to check it and to measure what sharing saves.
         """
-        prompt_ids, cont_ids = self._split_boundary(prompt, continuations)
+        prompt_ids, cont_ids = self.split_boundary(prompt, continuations)
         scores = np.zeros(len(cont_ids), dtype=np.float64)
         for i, ids in enumerate(cont_ids):
             if not ids:
@@ -355,7 +356,7 @@ class HFCausalLM:
 
     def option_token_ids(self, prompt: Prompt, options: Sequence[str]) -> list[int]:
         """First token id of each option as it would follow ``prompt``; raises when two coincide."""
-        _, cont_ids = self._split_boundary(prompt, options)
+        _, cont_ids = self.split_boundary(prompt, options)
         first: dict[int, str] = {}
         for option, ids in zip(options, cont_ids, strict=True):
             if not ids:
@@ -372,7 +373,7 @@ class HFCausalLM:
     @torch.inference_mode()
     def next_token_logits(self, prompt: Prompt, options: Sequence[str]) -> np.ndarray:
         token_ids = self.option_token_ids(prompt, options)
-        prompt_ids, _ = self._split_boundary(prompt, [])
+        prompt_ids, _ = self.split_boundary(prompt, [])
         self.usage.add(prompt_tokens=len(prompt_ids), requests=1)
         # logits_to_keep=1: only the last position's logits are computed (no vocab-sized matmul per token).
         logits = self.model(input_ids=torch.tensor([prompt_ids], device=self.device), logits_to_keep=1).logits

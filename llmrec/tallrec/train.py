@@ -8,7 +8,6 @@ handed to trl pre-tokenised as ``input_ids`` + ``completion_mask``; with ``answe
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import time
@@ -21,9 +20,7 @@ import numpy as np
 import torch
 
 from llmrec.data.loaders.tallrec import TallRecExample
-from llmrec.llm.base import LLMError
-from llmrec.llm.lora import attach_lora
-from llmrec.llm.registry import resolve_model
+from llmrec.llm.lora import attach_lora, load_causal_lm
 from llmrec.tallrec.config import TallRecConfig
 from llmrec.tallrec.data import few_shot_subset
 from llmrec.tallrec.guards import (
@@ -45,33 +42,8 @@ PROBE_EXAMPLES = 8
 # ---------------------------------------------------------------------------------------- model
 def load_base(config: TallRecConfig) -> tuple[Any, Any]:
     """The base causal LM and its tokenizer, on the configured device (4-bit with ``load_in_4bit``)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    location = resolve_model(config.model)  # the one model-path resolver (packaged names, .gguf, folders)
-    path = str(location.folder) if location.folder is not None else str(location.hub_id)
-    device = resolve_device(config.device)
-    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
-    if config.load_in_4bit:
-        if importlib.util.find_spec("bitsandbytes") is None:
-            raise LLMError("load_in_4bit (QLoRA) needs bitsandbytes: pip install bitsandbytes (CUDA GPU only)")
-        if device.type != "cuda":
-            raise LLMError("load_in_4bit (QLoRA) needs a CUDA GPU; on a CPU train in float32 without it")
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if config.bf16 else torch.float16)
-        kwargs["device_map"] = {"": device.index or 0}
-    # bf16 on a CPU keeps fp32 weights and runs under bf16 autocast (cpu_autocast): 2-3x faster with
-    # avx512_bf16 / AMX, and a saved adapter reloads to the very scores it was trained to.
-    kwargs["dtype"] = torch.bfloat16 if config.bf16 and device.type != "cpu" else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
-    model: Any = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    if not config.load_in_4bit:
-        model = model.to(device)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return load_causal_lm(config.model, device=config.device, bf16=config.bf16, load_in_4bit=config.load_in_4bit,
+                          trust_remote_code=config.trust_remote_code)
 
 
 def cpu_autocast(config: TallRecConfig) -> bool:
