@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-train-minutes", type=float, default=0.0, help="wall-clock cap on training")
     parser.add_argument("--out", default="runs/nexttitle/games", help="where the adapter is saved")
     parser.add_argument("--load", default=None, help="evaluate this saved adapter instead of training")
+    parser.add_argument("--trained-by", default=None, help="with --load: the command that trained the adapter (noted)")
     parser.add_argument("--name", default="nexttitle_games", help="record name under benchmarks/results/")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args(argv)
@@ -115,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"among 19 sampled): NDCG@10 by score {checks}; scored with **{llm.score_name}**"
                   + (f" (title weight {llm.title_weight})" if llm.score_name == "hint+pmi" else "") + ".")
     if args.load:
-        train_line += f" Adapter loaded from {args.load}."
+        train_line += f" Adapter loaded from {args.load}" + (f", trained by `{args.trained_by}`." if args.trained_by
+                                                             else ".")
     notes = (f"Candidates: **{first['mode']}** (the target plus 19 seeded negatives from outside the history), the "
              f"same lists for every scorer; each candidate is scored independently of the others, so their order "
              f"cannot matter. Population: {population_line(first)}. {verdict(outcome.results, 'nexttitle')} "
