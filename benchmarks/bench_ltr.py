@@ -254,9 +254,13 @@ def main(argv: list[str] | None = None) -> int:
                "llmrank": {"model": args.llm_model, "mode": args.llm_mode, "max_history": args.llm_history,
                            "max_item_chars": args.llm_item_chars}}
     for item in args.settings:
-        key, _, value = item.partition("=")
-        scorer, _, option = key.partition(".")
-        kind = type(getattr(get_spec(scorer).config_cls(), option))  # a typo is an AttributeError naming it
+        key, eq, value = item.partition("=")
+        scorer, dot, option = key.partition(".")
+        config_cls = get_spec(scorer).config_cls if eq and dot else None  # an unknown scorer: get_spec names it
+        if config_cls is None or not hasattr(config_cls(), option):
+            raise SystemExit(f"--set {item!r}: expected SCORER.OPTION=VALUE with an option of that scorer's config, "
+                             "e.g. nexttitle.score=hint+pmi")
+        kind = type(getattr(config_cls(), option))
         options.setdefault(scorer, {})[option] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     load = dict(item.split("=", 1) for item in args.load)
     split = load_split(config)
