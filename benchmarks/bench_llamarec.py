@@ -1,4 +1,4 @@
-"""The fine-tuned LlamaRec reranker on Amazon Games, LLMRank protocol, beside popularity and item-CF.
+"""The fine-tuned LlamaRec reranker on Amazon Games, LLMRank protocol, beside popularity, item-CF and SASRec.
 
     python benchmarks/bench_llamarec.py --data-dir ../shared/data --threads 1 --train-users 400
     python benchmarks/bench_llamarec.py --load runs/llamarec/games      # re-evaluate a saved adapter
@@ -9,90 +9,70 @@ order, a seeded subset of 200 cases, batch 8, seed 42), so the numbers sit besid
 Training reads only the events known before the evaluated part: a seeded sample of users, each
 one's last known event as the target (``llmrec.llamarec.data``). Nothing is tuned on the evaluated
 cases: the settings are fixed before the run and sized for a shared CPU (stated in the record).
-The adapter goes to ``--out`` for other runs to load (``--load llamarec=DIR``).
+The adapter goes to ``--out`` for other runs to load (``--load llamarec=DIR``). SASRec's row comes
+from the ``evaluate_games`` record, checked to be the same cases (``_finetuned.reference_results``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from _record import markdown_table, record  # noqa: E402
+from _finetuned import add_common_arguments, games_config, provenance_of, report, rerender, shared_options  # noqa: E402
 
 from llmrec.eval.report import population_line  # noqa: E402
-from llmrec.run import RunConfig, build_context, load_split, run  # noqa: E402
+from llmrec.run import build_context, load_split, run  # noqa: E402
 
-SLICES = ("all", "warm", "long_tail")
+TITLE = "LlamaRec-style fine-tuned reranker (LoRA, letter verbalizer) on Amazon Games, LLMRank protocol"
 
 
 def llamarec_options(args: argparse.Namespace) -> dict:
-    return {"train_users": args.train_users, "history_len": args.history_len, "max_item_chars": args.max_item_chars,
-            "evidence": args.evidence, "lora_layers": args.lora_layers, "lora_r": args.lora_r,
-            "lora_alpha": 2 * args.lora_r, "epochs": args.epochs, "learning_rate": args.learning_rate,
-            "batch_size": args.batch_size, "bootstrap": args.bootstrap, "output_dir": args.out,
-            "seed": args.train_seed, "progress": False, "max_train_minutes": args.max_train_minutes,
-            "template": args.template, "target_modules": args.target_modules.split(",")}
+    return {**shared_options(args), "bootstrap": args.bootstrap, "template": args.template,
+            "target_modules": args.target_modules.split(",")}
 
 
-def rows_of(results: dict[str, dict], seconds: dict[str, float]) -> list[dict]:
-    rows = []
-    for name, result in results.items():
-        for slice_name in SLICES:
-            s = result["slices"][slice_name]
-            if s["cases"]:
-                rows.append({"scorer": name, "slice": slice_name, "mode": result["mode"], "cases": s["cases"],
-                             "NDCG@10": s["ndcg@10"], "HR@1": s["ndcg@1"], "Recall@10": s["recall@10"],
-                             "MRR@10": s["mrr@10"],
-                             "build+eval s": f"{seconds[name]:.0f}" if slice_name == "all" else None})
-    return rows
-
-
-def verdict(results: dict[str, dict], llm: str) -> str:
-    ndcg = {n: r["ndcg@10"] for n, r in results.items()}
-    classic = {n: v for n, v in ndcg.items() if n != llm}
-    best = max(classic, key=classic.get)
-    word = "beats" if ndcg[llm] > classic[best] else "LOSES to"
-    return (f"{llm} (NDCG@10 {ndcg[llm]:.4f}) {word} the best non-LLM scorer here, {best} ({classic[best]:.4f}), "
-            f"by {abs(ndcg[llm] - classic[best]):.4f}; popularity {ndcg['popularity']:.4f}.")
+def describe(data: dict, results: dict[str, dict], said: str) -> str:
+    """The record's notes: candidates, population, verdict, how the adapter was trained, settings."""
+    training, first = data["training"], results["popularity"]
+    train_line = (f"Training: {training.get('lists_seen')} of {training.get('train_examples')} lists (users' last "
+                  f"known events, target + 19 negatives, label-blind order) from {data['known_events']:,} known "
+                  f"events, {training.get('epochs')} epoch(s), {training.get('steps')} steps, "
+                  f"{training.get('train_seconds')} s, {training.get('tokens_per_second')} prompt tokens/s, peak "
+                  f"memory {training.get('peak_memory_mib')} MiB (process RSS on CPU), final loss "
+                  f"{training.get('final_loss')}.")
+    train_line += provenance_of(data)
+    return (f"Candidates: **{first['mode']}** (the target plus 19 seeded negatives from outside the history, "
+            f"label-blind order), the same lists for every scorer. Population: {population_line(first)}. "
+            f"{said} {train_line} Settings (fixed before the run, nothing tuned on these cases; reduced to fit a "
+            f"shared 2-core CPU, single thread): {data['settings']}. evidence=popularity means each candidate line "
+            f"also shows floor(log2(1 + its known events)), so this row is the LLM reading titles *and* a "
+            f"popularity hint, not titles alone.")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--cases", type=int, default=200, help="seeded subset of Games cases (every scorer)")
-    parser.add_argument("--seed", type=int, default=42, help="case subsample and negatives (bench_evaluate's)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--train-users", type=int, default=400)
-    parser.add_argument("--history-len", type=int, default=8)
-    parser.add_argument("--max-item-chars", type=int, default=40)
-    parser.add_argument("--evidence", default="popularity", choices=["none", "popularity"])
-    parser.add_argument("--lora-layers", type=int, default=8)
+    add_common_arguments(parser, train_users=400, history_len=8, lora_layers=8, learning_rate=3e-4, batch_size=4,
+                         out="runs/llamarec/games", name="llamarec_games")
     parser.add_argument("--template", default="rerank", help="prompts/llamarec/<template>.j2")
     parser.add_argument("--target-modules", default="q_proj,k_proj,v_proj,o_proj", help="LoRA modules, comma-separated")
-    parser.add_argument("--lora-r", type=int, default=16)
-    parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--learning-rate", type=float, default=3e-4)
-    parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--bootstrap", type=int, default=1)
-    parser.add_argument("--train-seed", type=int, default=42)
-    parser.add_argument("--max-train-minutes", type=float, default=0.0, help="wall-clock cap on training")
-    parser.add_argument("--out", default="runs/llamarec/games", help="where the adapter is saved")
-    parser.add_argument("--load", default=None, help="evaluate this saved adapter instead of training")
-    parser.add_argument("--name", default="llamarec_games", help="record name under benchmarks/results/")
-    parser.add_argument("--trained-by", default=None, help="with --load: the command that trained the adapter (noted)")
-    parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args(argv)
-    command = "python benchmarks/bench_llamarec.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    config = RunConfig(dataset="amazon-games", data_dir=args.data_dir, split="predefined", mode="sampled",
-                       num_negatives=19, max_cases=args.cases, batch_size=8, seed=args.seed, threads=args.threads,
-                       show_progress=False, out_dir="outputs/bench_llamarec",
-                       title="Amazon Games, LLMRank protocol (target + 19 sampled negatives)")
+    config = games_config(args, "outputs/bench_llamarec")
     split = load_split(config)
+    if args.rerender:
+        def describe_stored(data: dict, results: dict[str, dict], said: str) -> str:
+            data.setdefault("known_events", len(split.known(config.part)))  # older records did not store it
+            data.setdefault("settings", data["options"]["llamarec"])
+            return describe(data, results, said)
+
+        return rerender(args.rerender, describe_stored, "llamarec")
+    command = "python benchmarks/bench_llamarec.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     options = {"llamarec": llamarec_options(args)}
     context = build_context(split, config, options, load={"llamarec": args.load} if args.load else {})
     built, seconds = [], {}
@@ -104,37 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, result in outcome.results.items():
         seconds[name] += result["seconds"]
     llm = built[-1]
-    diag = outcome.results[llm.name].get("diagnostics", {})
-    settings = options["llamarec"]
-    training = diag
+    training, settings = outcome.results[llm.name].get("diagnostics", {}), options["llamarec"]
     if args.load:  # the adapter's own record: how it was trained and with which settings
         meta = json.loads((Path(args.load) / "llamarec.json").read_text())
         training, settings = meta.get("report", {}), meta["config"]
-    print(markdown_table(rows_of(outcome.results, seconds)))
-    print(verdict(outcome.results, llm.name))
+    data = {"options": options, "training": training, "settings": settings, "known_events": len(context.known),
+            "loaded_from": args.load, "trained_by": args.trained_by}
+    report(args, command, TITLE, llm.name, outcome.results, seconds, data, describe)
     print(json.dumps(training))
-    if args.no_record:
-        return 0
-    first = outcome.results["popularity"]
-    train_line = (f"Training: {training.get('lists_seen')} of {training.get('train_examples')} lists (users' last "
-                  f"known events, target + 19 negatives, label-blind order) from {len(context.known):,} known events, "
-                  f"{training.get('epochs')} epoch(s), {training.get('steps')} steps, "
-                  f"{training.get('train_seconds')} s, {training.get('tokens_per_second')} prompt tokens/s, peak "
-                  f"memory {training.get('peak_memory_mib')} MiB (process RSS on CPU), final loss "
-                  f"{training.get('final_loss')}.")
-    if args.load:
-        train_line += f" Adapter loaded from {args.load}" + (f", trained by `{args.trained_by}`." if args.trained_by
-                                                             else ".")
-    notes = (f"Candidates: **{first['mode']}** (the target plus 19 seeded negatives from outside the history, "
-             f"label-blind order), the same lists for every scorer. Population: {population_line(first)}. "
-             f"{verdict(outcome.results, llm.name)} {train_line} Settings (fixed before the run, nothing tuned on "
-             f"these cases; reduced to fit a shared 2-core CPU, single thread): {settings}. "
-             f"evidence=popularity means each candidate line also shows floor(log2(1 + its known events)), so "
-             f"this row is the LLM reading titles *and* a popularity hint, not titles alone. SASRec and "
-             f"the learned hybrid on the same cases: benchmarks/results/evaluate_games.json and the hybrid's record.")
-    record(args.name, "LlamaRec-style fine-tuned reranker (LoRA, letter verbalizer) on Amazon Games, LLMRank "
-           "protocol", command, markdown_table(rows_of(outcome.results, seconds)),
-           {"results": outcome.results, "seconds": seconds, "options": options, "training": training}, notes=notes)
     return 0
 
 

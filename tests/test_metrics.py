@@ -23,6 +23,7 @@ from llmrec.eval.metrics import (
     pessimistic_ranks,
     rating_metrics,
     recall_at_k,
+    target_ndcg,
     top_k_accuracy,
 )
 
@@ -69,6 +70,15 @@ def test_ties_are_broken_against_the_scorer_by_hand():
     assert ndcg_at_k(ranks, 1, 3) == pytest.approx(0.5)  # 1/log2(2 + 2) = 1/2
     # AUC: pairs (rel, neg) = (0.5 vs 0.9) lose, (0.5 vs 0.5) half, (0.5 vs 0.1) win -> 1.5 / 3.
     assert case_auc(scores, relevant) == pytest.approx(0.5)
+
+
+def test_single_target_list_ndcg_by_hand_with_ties_against_the_target():
+    # The builders' check lists (llamarec, nexttitle) use this: target at index 2, two others above it.
+    assert target_ndcg([0.9, 0.1, 0.5, 0.7], 2, 10) == pytest.approx(1 / math.log2(4))
+    # A tie with one other candidate ranks the target after it; a constant list ranks it last.
+    assert target_ndcg([0.5, 0.5, 0.1], 0, 10) == pytest.approx(1 / math.log2(3))
+    assert target_ndcg([1.0] * 12, 3, 10) == 0.0
+    assert target_ndcg([0.2, 3.0, 1.0], 1, 1) == 1.0
 
 
 def test_constant_scorer_gets_the_worst_ranks_and_chance_auc():

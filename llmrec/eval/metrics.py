@@ -68,6 +68,15 @@ def ndcg_at_k(ranks: np.ndarray, n_relevant: int, k: int) -> float:
     return float(np.sum(1.0 / np.log2(top + 2.0)) / ideal_dcg(n_relevant, k))
 
 
+def target_ndcg(scores: Sequence[float] | np.ndarray, target: int, k: int) -> float:
+    """NDCG@k of one candidate list whose only relevant item sits at index ``target``, ties ranking it
+    last: the metric of the builders' own check lists (held-out training users), so that a method's
+    choices are made with the evaluator's NDCG, not a copy of it."""
+    relevant = np.zeros(len(scores), dtype=bool)
+    relevant[target] = True
+    return ndcg_at_k(pessimistic_ranks(scores, relevant), 1, k)
+
+
 def mrr_at_k(ranks: np.ndarray, k: int) -> float:
     ranks = np.asarray(ranks)
     if ranks.size == 0:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from llmrec.eval.metrics import target_ndcg
 from llmrec.llamarec.config import LlamaRecConfig
 from llmrec.llamarec.data import popularity_buckets, sample_users, training_examples, user_sequences
 from llmrec.llamarec.model import LlamaRecScorer, PromptRenderer
@@ -41,11 +42,7 @@ def validation_ndcg(scorer: LlamaRecScorer, examples) -> float:
     if not examples:
         return float("nan")
     scores = scorer.score([e.history for e in examples], [e.candidates for e in examples])
-    gains = []
-    for row, e in zip(scores, examples, strict=True):
-        rank = int((row > row[e.target]).sum() + (np.delete(row, e.target) == row[e.target]).sum())
-        gains.append(1.0 / np.log2(rank + 2) if rank < 10 else 0.0)  # ties rank the target after the others
-    return float(np.mean(gains))
+    return float(np.mean([target_ndcg(row, e.target, 10) for row, e in zip(scores, examples, strict=True)]))
 
 
 def build_llamarec(context: BuildContext, config: LlamaRecConfig) -> LlamaRecScorer:

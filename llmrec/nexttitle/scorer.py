@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from llmrec.data.sequences import popularity_buckets, sample_users, user_sequences
+from llmrec.eval.metrics import target_ndcg
 from llmrec.nexttitle.config import SCORES, NextTitleConfig
 from llmrec.nexttitle.data import CheckList, check_lists, training_examples
 from llmrec.nexttitle.model import NextTitleScorer, TitlePrompter, combine
@@ -51,9 +52,7 @@ def check_variants(scorer: NextTitleScorer, lists: Sequence[CheckList]) -> dict[
     for item in lists:
         parts = scorer.parts(item.history, item.candidates)
         for name, (score, weight) in variant_grid().items():
-            row = combine(parts, score, weight)
-            rank = int((row[1:] >= row[0]).sum())
-            gains.setdefault(name, []).append(1.0 / np.log2(rank + 2) if rank < 10 else 0.0)
+            gains.setdefault(name, []).append(target_ndcg(combine(parts, score, weight), 0, 10))
     return {name: round(float(np.mean(g)), 4) for name, g in gains.items()}
 
 
