@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -25,8 +24,8 @@ from llmrec.eval.metrics import target_ndcg
 from llmrec.llamarec.config import LlamaRecConfig
 from llmrec.llamarec.data import popularity_buckets, sample_users, training_examples, user_sequences
 from llmrec.llamarec.model import LlamaRecScorer, PromptRenderer
+from llmrec.llm.lora import adopt_prompt_settings, save_on_main_process
 from llmrec.registry import BuildContext, register_scorer
-from llmrec.utils.io import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +51,7 @@ def build_llamarec(context: BuildContext, config: LlamaRecConfig) -> LlamaRecSco
     saved = context.load_dir("llamarec")
     if saved:
         trained = LlamaRecConfig.from_dict(read_meta(saved)["config"])
-        # The prompt is the one the adapter learnt; scoring knobs come from this run's config.
-        for key, value in trained.prompt_settings().items():
-            setattr(config, key, value)
+        adopt_prompt_settings(config, trained)
         ranker = load_adapter(saved, renderer_for(context, config), device=config.device,
                               batch_size=config.score_batch_size)
         return LlamaRecScorer(ranker, config.bootstrap, config.seed, show_progress=context.show_progress,
@@ -73,14 +70,9 @@ def build_llamarec(context: BuildContext, config: LlamaRecConfig) -> LlamaRecSco
     report = {**result.report(), "valid_users": len(valid)}
     if valid:
         report["valid_ndcg@10"] = round(validation_ndcg(scorer, valid), 4)
-    from accelerate import PartialState
-
-    if PartialState().is_main_process:  # under `accelerate launch` only the main process writes
-        save_adapter(result, config.output_dir, valid or train, extra={"dataset": context.dataset.name,
-                                                                       "part": context.part, "report": report})
-        # Whose last known event was a training (or checkpoint-choosing) target: a learned hybrid that
-        # reuses this adapter on its own fitting lists (ltr's fit_load) leaves these users out.
-        write_json(Path(config.output_dir) / "train_users.json", sorted(set(train_users) | set(valid_users)))
+    save_on_main_process(lambda: save_adapter(result, config.output_dir, valid or train, extra={
+        "dataset": context.dataset.name, "part": context.part, "report": report}),
+        config.output_dir, [*train_users, *valid_users])
     scorer.info = {"mode": "trained", "adapter": config.output_dir, "evidence": config.evidence, **report}
     return scorer
 

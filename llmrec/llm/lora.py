@@ -128,6 +128,32 @@ class LoraSettings:
 
 
 # ---------------------------------------------------------------------------------------- saved adapters
+#: Beside a saved adapter: the users whose known events were its training or checking targets.
+TRAIN_USERS_FILE = "train_users.json"
+
+
+def adopt_prompt_settings(config: Any, trained: Any) -> None:
+    """A loaded adapter scores with the prompt it learnt: ``trained``'s ``prompt_settings()`` replace
+    ``config``'s; the scoring knobs (batch size, score, device, ...) stay this run's."""
+    for key, value in trained.prompt_settings().items():
+        setattr(config, key, value)
+
+
+def save_on_main_process(save: Any, output_dir: Any, target_users: Any) -> None:
+    """Call ``save()`` (the method's adapter writer) and list ``target_users`` in ``train_users.json``,
+    on the main process only (under ``accelerate launch`` every process trains, one writes). A learned
+    hybrid that reuses the adapter on its own fitting lists (ltr's ``fit_load``) leaves these users out."""
+    from pathlib import Path
+
+    from accelerate import PartialState
+
+    from llmrec.utils.io import write_json
+
+    if PartialState().is_main_process:
+        save()
+        write_json(Path(output_dir) / TRAIN_USERS_FILE, sorted(set(target_users)))
+
+
 def write_adapter(model: Any, tokenizer: Any, out_dir: Any, meta_name: str, meta: dict) -> None:
     """The peft adapter (safetensors) and tokenizer in ``out_dir``, with the method's ``meta_name`` JSON
     (written atomically) beside them."""

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from llmrec.llm.lora import TRAIN_USERS_FILE
 from llmrec.ltr.config import LTRConfig
 from llmrec.ltr.data import fitting_lists, holdout_last_split
 from llmrec.ltr.model import FitData, LTRScorer, Ranker, compute_features, feature_names
@@ -97,9 +98,9 @@ def loaded_for_fitting(context: BuildContext, config: LTRConfig) -> tuple[dict[s
         if not folder:
             raise ValueError(f"LTRConfig.fit_load names {name!r} but no saved model is loaded for it "
                              f"(--load {name}=FOLDER)")
-        listed = Path(folder) / "train_users.json"
+        listed = Path(folder) / TRAIN_USERS_FILE
         if not listed.is_file():
-            raise ValueError(f"{folder}: no train_users.json, so the fitting lists cannot leave out the users this "
+            raise ValueError(f"{folder}: no {TRAIN_USERS_FILE}, so the fitting lists cannot leave out the users this "
                              f"{name} model trained on; without it, drop {name} from fit_load")
         trained = json.loads(listed.read_text())
         if not isinstance(trained, list):

@@ -21,17 +21,16 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from llmrec.data.sequences import popularity_buckets, sample_users, user_sequences
 from llmrec.eval.metrics import target_ndcg
+from llmrec.llm.lora import adopt_prompt_settings, save_on_main_process
 from llmrec.nexttitle.config import SCORES, NextTitleConfig
 from llmrec.nexttitle.data import CheckList, check_lists, training_examples
 from llmrec.nexttitle.model import NextTitleScorer, TitlePrompter, combine
 from llmrec.registry import BuildContext, register_scorer
-from llmrec.utils.io import write_json
 
 logger = logging.getLogger(__name__)
 CHECK_NEGATIVES = 19
@@ -74,9 +73,7 @@ def build_nexttitle(context: BuildContext, config: NextTitleConfig) -> NextTitle
     saved = context.load_dir("nexttitle")
     if saved:
         trained = NextTitleConfig.from_dict(read_meta(saved)["config"])
-        # The prompt is the one the adapter learnt; scoring knobs come from this run's config.
-        for key, value in trained.prompt_settings().items():
-            setattr(config, key, value)
+        adopt_prompt_settings(config, trained)
         scorer = load_adapter(saved, prompter_for(context, config), device=config.device)
         scorer.score_name, scorer.title_weight = config.score, config.title_weight
         scorer.show_progress = context.show_progress
@@ -97,15 +94,10 @@ def build_nexttitle(context: BuildContext, config: NextTitleConfig) -> NextTitle
     if checks:
         report["check_ndcg@10"] = check_variants(scorer, checks)
         report["check_best"] = list(best_variant(report["check_ndcg@10"]))
-    from accelerate import PartialState
-
-    if PartialState().is_main_process:  # under `accelerate launch` only the main process writes
-        probes = checks or [CheckList(e.user, e.history, [e.target]) for e in train[:3]]
-        save_adapter(result, config.output_dir, probes, extra={"dataset": context.dataset.name,
-                                                              "part": context.part, "report": report})
-        # Whose known events were training (or checking) targets: a learned hybrid that reuses this
-        # adapter on its own fitting lists (ltr's fit_load) leaves these users out.
-        write_json(Path(config.output_dir) / "train_users.json", sorted(set(train_users) | set(valid_users)))
+    probes = checks or [CheckList(e.user, e.history, [e.target]) for e in train[:3]]
+    save_on_main_process(lambda: save_adapter(result, config.output_dir, probes, extra={
+        "dataset": context.dataset.name, "part": context.part, "report": report}),
+        config.output_dir, [*train_users, *valid_users])
     scorer.info = {"mode": "trained", "adapter": config.output_dir, "evidence": config.evidence, **report}
     return scorer
 
