@@ -27,6 +27,7 @@ import argparse
 import json
 import multiprocessing as mp
 import resource
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -43,13 +44,13 @@ TALLREC_PAPER = {16: 67.2, 64: 67.5, 256: 72.0}
 GOALS = {16: 0.70, 64: 0.72, 256: 0.75}  # issue #16: above the item prior and these at each shot count
 
 
-def tallrec_options(args, shots: int, seed: int, out: str, evidence: str = "none") -> dict:
+def tallrec_options(args, shots: int, seed: int, out: str, evidence: str = "none", prior: str = "none") -> dict:
     epochs = max(1.0, args.example_passes / shots) if args.example_passes > 0 else args.epochs
     return dict(model=args.model, device="cpu", template=args.template, epochs=epochs, learning_rate=args.lr,
                 batch_size=args.batch_size, early_stopping_patience=args.patience, max_eval_examples=args.es_n,
                 eval_every_steps=args.eval_every, logging_steps=1000, shots=shots, seed=seed, output_dir=out,
                 progress=False, early_stopping_share=args.es_share, evidence=evidence, bf16=args.bf16,
-                train_auc_examples=args.train_auc_n)
+                train_auc_examples=args.train_auc_n, prior=prior)
 
 
 def train_scorers(args, context, shots: list[int], seeds: list[int], evaluate) -> list[dict]:
@@ -293,17 +294,23 @@ def evidence(args) -> int:
     split = load_split(config)
     context = build_context(split, config)
     evaluate = make_evaluator(split, config, context)
+    evaluate.keep_predictions = True  # per-pair predictions: paired bootstrap of each trained run's lift
     results: dict[str, dict] = {name: evaluate(build_scorer(name, context)) for name in ("item-prior", "popularity",
                                                                                             "bias")}
+    label = described(args)
+    if args.prior != "none":  # the ablation: the same prior with no LLM, a non-LLM baseline of its own
+        alone = build_scorer("tallrec", context, prior=args.prior, prior_only=True)
+        alone.name = PRIOR_ALONE
+        results[alone.name] = evaluate(alone)
     print({k: round(v["auc"], 4) for k, v in results.items()}, flush=True)
     for mode in (["none"] if args.plain_zero_shot else []) + [args.evidence]:
         zero = build_scorer("tallrec", context, model=args.model, device="cpu", template=args.template,
-                            zero_shot=True, evidence=mode, bf16=args.bf16)
-        zero.name = f"tallrec zero-shot, evidence {mode}"
+                            zero_shot=True, evidence=mode, bf16=args.bf16, prior=args.prior)
+        zero.name = f"tallrec zero-shot, {described(args, mode)}"
         results[zero.name] = evaluate(zero)
         print(zero.name, round(results[zero.name]["auc"], 4), flush=True)
         del zero
-    train_pool, _ = known_examples(context, TallRecConfig(evidence=args.evidence))
+    train_pool, _ = known_examples(context, TallRecConfig(evidence=args.evidence))  # throughput: the prompts alone
     speed = throughput(train_pool[: 4 * args.throughput_steps], args.model, args.throughput_steps, args.threads,
                        only_llmrec=True, bf16=args.bf16)
     runs: list[dict] = []
@@ -312,8 +319,9 @@ def evidence(args) -> int:
         for seed in args.seeds:
             start = time.perf_counter()
             scorer = build_scorer("tallrec", context, **tallrec_options(
-                args, k, seed, f"{args.work_dir}/ev-{k}-{seed}", evidence=args.evidence))
-            scorer.name = f"tallrec {k}-shot seed {seed}, evidence {args.evidence}"
+                args, k, seed, f"{args.work_dir}/ev{'-prior' if args.prior != 'none' else ''}-{k}-{seed}",
+                evidence=args.evidence, prior=args.prior))
+            scorer.name = f"tallrec {k}-shot seed {seed}, {label}"
             results[scorer.name] = evaluate(scorer)
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             runs.append({"shots": k, "seed": seed, "scorer": scorer.name, "test_auc": results[scorer.name]["auc"],
@@ -321,18 +329,66 @@ def evidence(args) -> int:
                          "process_peak_rss_mb": round(peak, 1), **scorer.diagnostics()})
             print(runs[-1], flush=True)
             del scorer
-            evidence_record(args, split, results, runs, speed, planned, time.perf_counter() - started)
+            evidence_record(args, split, results, runs, speed, planned, time.perf_counter() - started,
+                            evaluate.values)
     if not runs:
-        evidence_record(args, split, results, runs, speed, planned, time.perf_counter() - started)
+        evidence_record(args, split, results, runs, speed, planned, time.perf_counter() - started, evaluate.values)
     return 0
 
 
+PRIOR_ALONE = "collaborative prior alone (no LLM)"
+NO_LLM = ("item-prior", "popularity", "bias", PRIOR_ALONE)
+
+
+def evidence_sentence(args) -> str:
+    if args.evidence == "none":
+        return "Prompts: TALLRec's own text, no evidence lines."
+    return (f"Evidence '{args.evidence}' (prompts/tallrec/evidence.j2): the target's mean rating, share liked, "
+            f"number of ratings and popularity rank in words from the events known before the test cut, the "
+            f"user's mean rating and share liked from their history; a training example's evidence comes only "
+            f"from events strictly before its own target.")
+
+
+def prior_sentence(args) -> str:
+    if args.prior == "none":
+        return ""
+    return (" Prior 'evidence' (llmrec.tallrec.prior, CoLLM-style collaborative signal as a logit offset): a "
+            "logistic regression on the item's and the user's shrunk share liked and mean rating and the item's "
+            "log rating count, fitted on every training-part example built from the known events (each from "
+            "events strictly before its own target, like the evidence); TALLRec's P(like) = sigmoid(prior + "
+            "logit(Yes) - logit(No)), and LoRA trains that same quantity's log loss on the shots, so the LLM learns "
+            "the residual. 'collaborative prior alone' is the same prior with no LLM: the ablation, and a non-LLM "
+            "baseline. The difference table is paired over the same pairs (bootstrap over pairs, 2,000 "
+            "resamples).")
+
+
+def described(args, evidence: str | None = None) -> str:
+    """How a TALLRec row was set up: the prompt's evidence and the prior, in the row names."""
+    text = f"evidence {evidence or args.evidence}"
+    return text + (f" + {args.prior} prior" if args.prior != "none" else "")
+
+
+def lift_rows(results: dict, runs: list[dict], labels, against: list[str]) -> list[dict]:
+    """Each trained run's AUC minus each of ``against``, paired over the same pairs (bootstrap CI)."""
+    from llmrec.eval.metrics import paired_auc_difference
+
+    rows = []
+    for r in runs:
+        for other in against:
+            d = paired_auc_difference(labels, results[r["scorer"]]["per_pair"], results[other]["per_pair"])
+            rows.append({"trained run": r["scorer"], "minus": other, "AUC difference": d["mean"],
+                         "95% low": d["low"], "95% high": d["high"], "pairs": d["pairs"]})
+    return rows
+
+
 def evidence_record(args, split, results: dict, runs: list[dict], speed: list[dict], planned: int,
-                    seconds: float) -> None:
+                    seconds: float, labels) -> None:
     first = results["item-prior"]
     pairs = f"{first['population']['pairs']:,} of {first['population']['pairs_total']:,}"
     by_name = {r["scorer"]: r for r in runs}
     prior = first["auc"]
+    classic = {n: r["auc"] for n, r in results.items() if n in NO_LLM}
+    best = max(classic, key=classic.get)
     rows = []
     for name, r in results.items():
         info = by_name.get(name, {})
@@ -342,14 +398,17 @@ def evidence_record(args, split, results: dict, runs: list[dict], speed: list[di
                      "train min": round(info["train_seconds"] / 60, 1) if info else None,
                      "tokens/s (training)": info.get("tokens_per_second"),
                      "above item prior": "-" if name == "item-prior" else "yes" if r["auc"] > prior else "no",
+                     f"above best non-LLM ({best})": "-" if name in NO_LLM else
+                     "yes" if r["auc"] > classic[best] else "no",
                      "goal (LLaMA-7B TALLRec)": None})
     for k in dict.fromkeys(r["shots"] for r in runs):
         aucs = np.array([r["test_auc"] for r in runs if r["shots"] == k])
         trains = [r["train_auc"] for r in runs if r["shots"] == k and r.get("train_auc") is not None]
-        rows.append({"scorer": f"tallrec {k}-shot, evidence {args.evidence}: mean ± std of {len(aucs)} seed(s)",
+        rows.append({"scorer": f"tallrec {k}-shot, {described(args)}: mean ± std of {len(aucs)} seed(s)",
                      "shots": k, "test AUC": f"{aucs.mean():.4f} ± {aucs.std(ddof=1) if len(aucs) > 1 else 0:.4f}",
                      "train AUC": f"{np.mean(trains):.4f}" if trains else None,
                      "above item prior": "yes" if aucs.mean() > prior else "no",
+                     f"above best non-LLM ({best})": "yes" if aucs.mean() > classic[best] else "no",
                      "goal (LLaMA-7B TALLRec)": f"{GOALS.get(k, '-')} ({TALLREC_PAPER.get(k, '-')})"})
     plain = RESULTS_DIR / "tallrec_pointwise.json"
     reference = ""
@@ -360,7 +419,9 @@ def evidence_record(args, split, results: dict, runs: list[dict], speed: list[di
             reference = (f" Without evidence (the tallrec_pointwise record, same pairs, fp32): zero-shot "
                          f"{zero['auc']:.4f}, item prior there {old['item-prior']['auc']:.4f}.")
     summary = split.summary()
-    markdown = (markdown_table(rows) + "\n\n" + markdown_table(
+    against = [n for n in (PRIOR_ALONE, best) if n in results]
+    lifts = lift_rows(results, runs, labels, list(dict.fromkeys(against)))
+    markdown = (markdown_table(rows) + "\n\n" + (markdown_table(lifts) + "\n\n" if lifts else "") + markdown_table(
         [{k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()} for r in speed]))
     epochs = f"max(1, {args.example_passes} / shots)" if args.example_passes else args.epochs
     done = "" if len(runs) == planned else f" PARTIAL: {len(runs)} of {planned} trained runs finished."
@@ -368,12 +429,10 @@ def evidence_record(args, split, results: dict, runs: list[dict], speed: list[di
              f"(the pointwise record's pairs; {first['population']['users_evaluated']} users; test: latest "
              f"{args.test_ratio:.0%} of events by time, valid the {args.valid_ratio:.0%} before; train "
              f"{summary['train']:,}, valid {summary['valid']:,}, test {summary['test']:,} events). Sampled pairs, not "
-             f"all: every scorer on the same {pairs}. Evidence '{args.evidence}' (prompts/tallrec/evidence.j2): the "
-             f"target's mean rating, share liked, number of ratings and popularity rank in words from the events "
-             f"known before the test cut, the user's mean rating and share liked from their history; a training "
-             f"example's evidence comes only from events strictly before its own target. No-LLM baselines on the "
+             f"all: every scorer on the same {pairs}. {evidence_sentence(args)} No-LLM baselines on the "
              f"same pairs: item-prior (shrunk mean known rating), popularity, bias (user + item bias model)."
-             f"{reference} Trained: shots {args.shots} x seeds {args.seeds}, {epochs} epochs, lr {args.lr:g}, batch "
+             f"{prior_sentence(args)}{reference} Trained: shots {args.shots} x seeds {args.seeds}, {epochs} "
+             f"epochs, lr {args.lr:g}, batch "
              f"{args.batch_size}, early stopping on {args.es_n} examples of the latest {args.es_share:.0%} of the "
              f"known examples (valid period; every {args.eval_every} steps, patience {args.patience}); the kept "
              f"adapter is the best on that set, nothing is tuned on test. Train AUC: the kept adapter on up to "
@@ -384,14 +443,20 @@ def evidence_record(args, split, results: dict, runs: list[dict], speed: list[di
              f"{args.threads} thread(s), a CPU shared with other jobs (timings are slower than an idle machine). "
              f"Whole run {seconds / 60:.1f} min."
              f"{done}")
-    data = {"protocol": "llmrec.run evaluator, temporal split, pointwise, evidence " + args.evidence,
+    data = {"protocol": "llmrec.run evaluator, temporal split, pointwise, " + described(args),
             "results": results, "tuned_runs": runs, "throughput": speed, "split": summary, "seconds": seconds,
+            "lifts": lifts,
             "complete": len(runs) == planned, "goals": {str(k): v for k, v in GOALS.items()},
             "paper": {str(k): v for k, v in TALLREC_PAPER.items()}}
-    if not args.no_record:
+    if not args.no_record and args.prior == "none":
         record("tallrec_evidence", "TALLRec with collaborative evidence in the prompt: MovieLens 100K pointwise AUC "
                "(temporal split) at 16 / 64 / 256 shots beside the item prior, popularity and the bias model",
-               "python benchmarks/bench_tallrec.py " + " ".join(sys.argv[1:]), markdown, data, notes)
+               "python benchmarks/bench_tallrec.py " + shlex.join(sys.argv[1:]), markdown, data, notes)
+    elif not args.no_record:
+        record("tallrec_prior", "TALLRec with a collaborative prior on the answer's logit (CoLLM-style): MovieLens "
+               "100K pointwise AUC (temporal split) at 16 / 64 / 256 shots beside the prior alone, the item prior, "
+               "popularity and the bias model", "python benchmarks/bench_tallrec.py " + shlex.join(sys.argv[1:]),
+               markdown, data, notes)
     print(markdown)
     print(notes, flush=True)
 
@@ -440,7 +505,9 @@ def throughput(examples, model: str, steps: int, threads: int, only_llmrec: bool
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("protocol", choices=["fewshot", "pointwise", "evidence"])
-    parser.add_argument("--evidence", default="both", choices=["item", "user", "both"],
+    parser.add_argument("--prior", default="none", choices=["none", "evidence"],
+                        help="evidence: TALLRec's collaborative prior on the answer's logit (record tallrec_prior)")
+    parser.add_argument("--evidence", default="both", choices=["none", "item", "user", "both"],
                         help="evidence: the collaborative evidence in the trained prompts")
     parser.add_argument("--data-dir", default=str(HERE.parents[1] / "shared" / "data"))
     parser.add_argument("--model", default="smollm2-135m")

@@ -346,6 +346,9 @@ def test_pointwise_evaluator_from_ratings(loo):
     assert result["primary_metric"] == "auc" and result["mode"] == "pointwise"
     # The scorer got one candidate per pair and nothing that looks like a label.
     assert all(len(c) == 1 and isinstance(c[0], str) for _, c in spy.seen())
+    assert "per_pair" not in result
+    kept = PointwiseEvaluator.from_split(loo, like_threshold=4, show_progress=False, keep_predictions=True)
+    assert kept(RecordingScorer("hist-len", lambda h, c: 1 - 1 / (1 + len(h))))["per_pair"] == pytest.approx(preds)
 
 
 def test_rating_evaluator(loo):

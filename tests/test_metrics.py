@@ -20,6 +20,7 @@ from llmrec.eval.metrics import (
     macro_auc,
     mrr_at_k,
     ndcg_at_k,
+    paired_auc_difference,
     pessimistic_ranks,
     rating_metrics,
     recall_at_k,
@@ -221,3 +222,16 @@ def test_macro_auc_by_hand_and_with_a_missing_class():
     assert math.isnan(macro_auc([1, 1], probs[:2]))
     with pytest.raises(ValueError, match="class indices"):
         macro_auc([0, 3], probs[:2])
+
+
+def test_paired_auc_difference_against_sklearn_with_an_interval():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    informed, noise = y + rng.normal(0, 1, 300), rng.normal(0, 1, 300)
+    diff = paired_auc_difference(y, informed, noise)
+    assert diff["mean"] == pytest.approx(roc_auc_score(y, informed) - roc_auc_score(y, noise))
+    assert 0 < diff["low"] < diff["mean"] < diff["high"] and diff["pairs"] == 300
+    same = paired_auc_difference(y, informed, informed)
+    assert same["low"] == same["mean"] == same["high"] == 0.0
+    with pytest.raises(ValueError, match="both classes"):
+        paired_auc_difference([1, 1, 1], [0.1, 0.2, 0.3], [0.3, 0.2, 0.1])

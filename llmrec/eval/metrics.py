@@ -349,3 +349,26 @@ def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float 
     ci = bootstrap((diff,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
                    random_state=np.random.default_rng(seed)).confidence_interval
     return {"mean": float(diff.mean()), "low": float(ci.low), "high": float(ci.high), "cases": len(diff)}
+
+
+def paired_auc_difference(labels: Sequence[int], a: Sequence[float], b: Sequence[float], confidence: float = 0.95,
+                          n_resamples: int = 2000, seed: int = 0) -> dict[str, float]:
+    """AUC(a) - AUC(b) of two scorers' predictions for the same labelled pairs, with a bootstrap
+    confidence interval over pairs (scipy, percentile; both scorers see every resample)."""
+    from scipy.stats import bootstrap
+
+    y, first, second = (np.asarray(v, dtype=np.float64) for v in (labels, a, b))
+    if not len(y) == len(first) == len(second) or len(y) < 2 or len(set(y.tolist())) < 2:
+        raise ValueError(f"paired_auc_difference needs equal-length labels and predictions with both classes, got "
+                         f"{len(y)}, {len(first)}, {len(second)} values")
+
+    def statistic(index: np.ndarray) -> float:
+        index = index.astype(int)
+        if len(set(y[index].tolist())) < 2:  # a resample with one class has no AUC: count it as no difference
+            return 0.0
+        return float(roc_auc_score(y[index], first[index]) - roc_auc_score(y[index], second[index]))
+
+    ci = bootstrap((np.arange(len(y)),), statistic, vectorized=False, confidence_level=confidence,
+                   n_resamples=n_resamples, method="percentile", rng=np.random.default_rng(seed))
+    return {"mean": statistic(np.arange(len(y))), "low": float(ci.confidence_interval.low),
+            "high": float(ci.confidence_interval.high), "pairs": len(y)}

@@ -36,7 +36,8 @@ class _PairEvaluator:
 
     def __init__(self, histories: Sequence[Sequence[str]], items: Sequence[str], values: Sequence[float],
                  name: str = "", batch_size: int = 64, show_progress: bool = True, counts: dict | None = None,
-                 population: dict | None = None, split_name: str | None = None, part: str | None = None) -> None:
+                 population: dict | None = None, split_name: str | None = None, part: str | None = None,
+                 keep_predictions: bool = False) -> None:
         if not len(histories) == len(items) == len(values):
             raise ValueError(f"histories, items and values differ in length: "
                              f"{len(histories)}, {len(items)}, {len(values)}")
@@ -52,6 +53,9 @@ class _PairEvaluator:
         self.show_progress = show_progress
         self._counts = dict(counts or {})
         self._population = dict(population or {})
+        #: Also return every pair's prediction (``result["per_pair"]``, pair order), e.g. for a paired
+        #: bootstrap of a difference between two scorers (``metrics.paired_auc_difference``).
+        self.keep_predictions = keep_predictions
         self.results: dict[str, dict] = {}
 
     def _predict(self, scorer: Scorer) -> tuple[np.ndarray, float]:
@@ -67,7 +71,7 @@ class _PairEvaluator:
             preds[i:j] = check_scores(scores, j - i, 1, scorer.name)[:, 0]
         return preds, time.perf_counter() - t0
 
-    def _finish(self, scorer: Scorer, metrics: dict, seconds: float, **counts) -> dict:
+    def _finish(self, scorer: Scorer, predictions: np.ndarray, metrics: dict, seconds: float, **counts) -> dict:
         result = {"primary_metric": self.primary_metric, **metrics, "mode": self.mode, "dataset": self.name,
                   "split": self.split_name, "part": self.part,
                   "population": {"pairs": len(self.items), **self._population},
@@ -76,6 +80,8 @@ class _PairEvaluator:
         diagnostics = scorer_diagnostics(scorer)
         if diagnostics:
             result["diagnostics"] = diagnostics
+        if self.keep_predictions:
+            result["per_pair"] = [float(v) for v in predictions]
         self.results[scorer.name] = result
         return result
 
@@ -147,7 +153,7 @@ class PointwiseEvaluator(_PairEvaluator):
         preds, seconds = self._predict(scorer)
         labels = self.values.astype(np.int64)
         metrics = binary_metrics(labels, preds)
-        return self._finish(scorer, {k: clean_number(v) for k, v in metrics.items()}, seconds,
+        return self._finish(scorer, preds, {k: clean_number(v) for k, v in metrics.items()}, seconds,
                             positives=int(labels.sum()), negatives=int(len(labels) - labels.sum()))
 
 
@@ -172,4 +178,4 @@ class RatingEvaluator(_PairEvaluator):
 
     def __call__(self, scorer: Scorer) -> dict:
         preds, seconds = self._predict(scorer)
-        return self._finish(scorer, rating_metrics(self.values, preds), seconds)
+        return self._finish(scorer, preds, rating_metrics(self.values, preds), seconds)

@@ -55,6 +55,13 @@ class TallRecConfig(TrainerSettings):
                 "user (the user's mean rating and share liked) or both; from known events only: for a scored pair "
                 "the events known before the evaluated part and the pair's history, for a training example the "
                 "events strictly before its own target (llmrec.tallrec.evidence)"})
+    prior: str = field(default="none", metadata={
+        "help": "collaborative prior added to the answer's logit (llmrec.tallrec.prior): none (TALLRec as "
+                "published) or evidence (a logistic regression on the item's and user's known rating statistics, "
+                "fitted on the known examples; LoRA then learns the residual: P(like) = sigmoid(prior + "
+                "logit(Yes) - logit(No)), trained with that loss)"})
+    prior_only: bool = field(default=False, metadata={
+        "help": "as a scorer with prior=evidence: score with the prior alone, no LLM loaded (the ablation row)"})
     answer_only_loss: bool = field(default=True, metadata={
         "help": "loss on the answer tokens only (trl completion_only_loss); off: on prompt and answer"})
     max_length: int = field(default=512, metadata={
@@ -126,6 +133,13 @@ class TallRecConfig(TrainerSettings):
         from llmrec.tallrec.evidence import check_evidence
 
         check_evidence(self.evidence)
+        from llmrec.tallrec.prior import check_prior
+
+        check_prior(self.prior)
+        if self.prior != "none" and not self.answer_only_loss:
+            raise ValueError("TallRecConfig: a prior trains the answer's logit only, so it needs answer_only_loss")
+        if self.prior_only and self.prior == "none":
+            raise ValueError("TallRecConfig.prior_only needs a prior (prior=evidence): there is nothing to score with")
         if self.train_auc_examples < 0:
             raise ValueError(f"TallRecConfig.train_auc_examples must be >= 0, got {self.train_auc_examples}")
         if self.packing and self.pad_to_max_length:

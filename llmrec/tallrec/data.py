@@ -54,10 +54,15 @@ class InstructionExample(TallRecExample):
     timestamp: int | None = None
     """When the target event happened (MIND: the impression). Questions sharing a history (the Yes/No
     twins of ``sequence_examples``, one MIND impression) share it, so a split by time keeps them together."""
+    stats: tuple[Stats | None, Stats | None] | None = field(default=None, compare=False)
+    """(item, user) rating statistics known before the target (``rating_examples(with_stats=True)``):
+    what a collaborative prior is fitted on and computed from; not written to TALLRec JSON."""
 
     def to_json(self) -> dict:
         out = asdict(self)
         out.pop("label")  # the answer lives in "output", as in TALLRec's files
+        for derived in ("offset", "stats"):  # computed from the events, never part of TALLRec's format
+            out.pop(derived)
         out["history"] = list(self.history)
         return out
 
@@ -129,18 +134,19 @@ def movielens_examples(dataset: Dataset, history_len: int = 10, like_threshold: 
 
 def rating_examples(events: pd.DataFrame, titles: Mapping[str, str], domain: str = "movie", history_len: int = 10,
                     like_threshold: float = LIKE_THRESHOLD, min_history: int | None = None,
-                    evidence: str = "none") -> list[InstructionExample]:
+                    evidence: str = "none", with_stats: bool = False) -> list[InstructionExample]:
     """The MovieLens way over any rated ``events`` (e.g. only the events known before a test part).
 
     ``evidence`` (none | item | user | both): collaborative evidence in each prompt, computed from
-    ``events`` strictly before the example's own target (``llmrec.tallrec.evidence``)."""
+    ``events`` strictly before the example's own target (``llmrec.tallrec.evidence``).
+    ``with_stats``: keep those (item, user) statistics on each example (``stats``), for a prior."""
     min_history = history_len if min_history is None else min_history
     if not 1 <= min_history <= history_len:
         raise ValueError(f"need 1 <= min_history <= history_len, got {min_history} and {history_len}")
     check_evidence(evidence)
     examples: list[InstructionExample] = []
     events = events.reset_index(drop=True)
-    item_stats = items_before(events, like_threshold) if evidence in ("item", "both") else None
+    item_stats = items_before(events, like_threshold) if evidence in ("item", "both") or with_stats else None
     scale = rating_scale(events)
     # Sorted by (user, time) with a stable sort (as the schema does), so "before" is the file order on ties.
     events = events.assign(_row=np.arange(len(events))).sort_values([USER, TIME], kind="stable")
@@ -150,16 +156,17 @@ def rating_examples(events: pd.DataFrame, titles: Mapping[str, str], domain: str
         liked = is_liked(ratings, like_threshold)
         times = group[TIME].to_numpy()
         rows = group["_row"].to_numpy()
-        habits = user_before(ratings, like_threshold) if evidence in ("user", "both") else None
+        habits = user_before(ratings, like_threshold) if evidence in ("user", "both") or with_stats else None
         for i in range(min_history, len(items)):
             lo = max(0, i - history_len)
             if items[i] not in titles or not any(it in titles for it in items[lo:i]):
                 continue
-            spec = None if evidence == "none" else (
-                evidence, None if item_stats is None else item_stats[rows[i]], None if habits is None else habits[i],
-                scale)
+            before = (None if item_stats is None else item_stats[rows[i]], None if habits is None else habits[i])
+            # Each side is shown only when its evidence mode asks (the template reads the mode).
+            spec = None if evidence == "none" else (evidence, *before, scale)
             examples.append(question_example(items[lo:i], liked[lo:i], items[i], titles, domain, int(liked[i]),
-                                             evidence=spec, user_id=str(user), timestamp=int(times[i])))
+                                             evidence=spec, user_id=str(user), timestamp=int(times[i]),
+                                             stats=before if with_stats else None))
     return examples
 
 

@@ -225,11 +225,13 @@ class YesNoScorer:
         return out
 
     def p_yes(self, examples: Sequence[TallRecExample]) -> np.ndarray:
-        """Probability of "Yes" among {Yes, No} for each example, in (0, 1)."""
+        """Probability of "Yes" among {Yes, No} for each example, in (0, 1), after each example's
+        ``offset`` (a collaborative prior's logit; 0 for TALLRec as published) is added to the gap."""
         if len(examples) == 0:
             return np.zeros(0)
         logits = self.answer_logits(examples)
-        return 1.0 / (1.0 + np.exp(logits[:, 1] - logits[:, 0]))  # softmax over two = sigmoid of the gap
+        gap = logits[:, 0] - logits[:, 1] + np.array([e.offset for e in examples], dtype=np.float64)
+        return 1.0 / (1.0 + np.exp(-gap))  # softmax over two = sigmoid of the gap
 
     def evaluate(self, examples: Sequence[TallRecExample]) -> dict:
         """AUC (and log loss, accuracy) of P(Yes) against the examples' labels, via the evaluator's metrics."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -43,6 +44,7 @@ from llmrec.tallrec.data import (
 )
 from llmrec.tallrec.evidence import ItemEvidence, check_evidence, summarize
 from llmrec.tallrec.model import YesNoScorer
+from llmrec.tallrec.prior import CollaborativePrior, fit_prior, with_offsets
 from llmrec.tallrec.split import split_examples
 
 logger = logging.getLogger(__name__)
@@ -51,10 +53,14 @@ logger = logging.getLogger(__name__)
 class TallRecScorer:
     """A ``Scorer``: P(Yes) for every (history, candidate) pair, from a :class:`YesNoScorer`."""
 
-    def __init__(self, yes_no: YesNoScorer, titles: Mapping[str, str], domain: str = "movie",
+    def __init__(self, yes_no: YesNoScorer | None, titles: Mapping[str, str], domain: str = "movie",
                  history_len: int = 10, name: str = "tallrec", info: dict | None = None,
-                 evidence: str = "none", item_evidence: ItemEvidence | None = None, scale: float = 5.0) -> None:
+                 evidence: str = "none", item_evidence: ItemEvidence | None = None, scale: float = 5.0,
+                 prior: CollaborativePrior | None = None) -> None:
+        if yes_no is None and prior is None:
+            raise ValueError("tallrec: nothing to score with (no LLM and no prior)")
         self.yes_no = yes_no
+        self.prior = prior
         self.titles = titles
         self.domain = domain
         self.history_len = history_len
@@ -62,8 +68,8 @@ class TallRecScorer:
         self.info = dict(info or {})
         self.prompts = 0
         self.evidence = check_evidence(evidence)
-        if evidence in ("item", "both") and item_evidence is None:
-            raise ValueError(f"tallrec: evidence {evidence!r} needs the item statistics of the known events")
+        if (evidence in ("item", "both") or prior is not None) and item_evidence is None:
+            raise ValueError(f"tallrec: evidence {evidence!r} / a prior needs the item statistics of the known events")
         self.item_evidence = item_evidence
         self.scale = scale
 
@@ -75,11 +81,14 @@ class TallRecScorer:
         ratings = history_ratings(shown)
         liked = [True] * len(shown) if ratings is None else [bool(v) for v in
                                                              is_liked(np.asarray(ratings, float), LIKE_THRESHOLD)]
-        spec = None
-        if self.evidence != "none":
+        spec, offset = None, 0.0
+        if self.evidence != "none" or self.prior is not None:
             item = self.item_evidence.get(str(candidate)) if self.item_evidence is not None else None
-            spec = (self.evidence, item, summarize(history_ratings(full), LIKE_THRESHOLD), self.scale)
-        return question_example(list(shown), liked, str(candidate), self.titles, self.domain, evidence=spec)
+            user = summarize(history_ratings(full), LIKE_THRESHOLD)
+            spec = None if self.evidence == "none" else (self.evidence, item, user, self.scale)
+            offset = 0.0 if self.prior is None else self.prior.logit(item, user)
+        question = question_example(list(shown), liked, str(candidate), self.titles, self.domain, evidence=spec)
+        return replace(question, offset=offset) if offset else question
 
     def score(self, histories: Histories, candidates: Candidates) -> np.ndarray:
         rows = per_user_candidates(candidates, len(histories))
@@ -88,7 +97,10 @@ class TallRecScorer:
             raise ValueError("tallrec: per-user candidate lists must have equal lengths")
         questions = [self.question(h, c) for h, cands in zip(histories, rows, strict=True) for c in cands]
         self.prompts += len(questions)
-        p = self.yes_no.p_yes(questions) if questions else np.zeros(0)
+        if self.yes_no is None:  # the prior alone (prior_only): the ablation of the LLM
+            p = 1.0 / (1.0 + np.exp(-np.array([q.offset for q in questions], dtype=np.float64)))
+        else:
+            p = self.yes_no.p_yes(questions) if questions else np.zeros(0)
         return check_scores(p.reshape(len(rows), width), len(rows), width, self.name)
 
     def diagnostics(self) -> dict:
@@ -146,9 +158,9 @@ def known_examples(context: BuildContext, config: TallRecConfig
     dataset = context.dataset
     if RATING in known.columns:
         examples = rating_examples(known, item_titles(dataset), prompt_domain(dataset), config.history_len,
-                                   evidence=config.evidence)
+                                   evidence=config.evidence, with_stats=config.prior != "none")
     else:
-        _need_ratings(config.evidence, context)
+        _need_ratings(config.evidence, context, config.prior)
         only_known = Dataset(dataset.name, known, dataset.items, domain=dataset.domain, source=dataset.source,
                              timestamps_are_order=dataset.timestamps_are_order)
         examples = sequence_examples(only_known, history_len=config.history_len, seed=config.seed)
@@ -162,22 +174,35 @@ def known_examples(context: BuildContext, config: TallRecConfig
     return parts["train"], parts["valid"]
 
 
-def _need_ratings(evidence: str, context: BuildContext) -> None:
+def _need_ratings(evidence: str, context: BuildContext, prior: str = "none") -> None:
     if evidence != "none" and RATING not in context.known.columns:
         raise ValueError(f"tallrec: evidence {evidence!r} speaks of ratings, but the known events of "
                          f"{context.dataset.source or context.dataset.name} have no '{RATING}' column; use "
                          f"evidence=none")
+    if prior != "none" and RATING not in context.known.columns:
+        raise ValueError(f"tallrec: prior {prior!r} is fitted on rating statistics, but the known events of "
+                         f"{context.dataset.source or context.dataset.name} have no '{RATING}' column; use "
+                         f"prior=none")
 
 
-def saved_evidence(folder: str | os.PathLike) -> str:
-    """The evidence mode an adapter was trained with (its tallrec.json), "none" for older adapters."""
+def _saved_meta(folder: str | os.PathLike) -> dict:
     import json
     from pathlib import Path
 
     from llmrec.tallrec.guards import TALLREC_META
 
-    meta = json.loads((Path(folder) / TALLREC_META).read_text())
-    return check_evidence(str(meta.get("config", {}).get("evidence", "none")))
+    return json.loads((Path(folder) / TALLREC_META).read_text())
+
+
+def saved_evidence(folder: str | os.PathLike) -> str:
+    """The evidence mode an adapter was trained with (its tallrec.json), "none" for older adapters."""
+    return check_evidence(str(_saved_meta(folder).get("config", {}).get("evidence", "none")))
+
+
+def saved_prior(folder: str | os.PathLike) -> CollaborativePrior | None:
+    """The collaborative prior an adapter was trained with (its tallrec.json), None without one."""
+    values = _saved_meta(folder).get("prior")
+    return None if values is None else CollaborativePrior.from_dict(values, source=f"{folder}/tallrec.json")
 
 
 def build_tallrec(context: BuildContext, config: TallRecConfig) -> TallRecScorer:
@@ -192,25 +217,41 @@ def build_tallrec(context: BuildContext, config: TallRecConfig) -> TallRecScorer
     if saved and evidence != config.evidence and config.evidence != "none":
         logger.warning("tallrec: the adapter in %s was trained with evidence=%s; scoring with it, not %s", saved,
                        evidence, config.evidence)
-    _need_ratings(evidence, context)
-    # Item evidence for scored pairs: the events known before the evaluated part, nothing later.
-    items = ItemEvidence(context.known, LIKE_THRESHOLD) if evidence in ("item", "both") else None
+    # A loaded adapter keeps the prior it was trained with; otherwise one is fitted on the known examples.
+    prior_mode = ("evidence" if saved_prior(saved) is not None else "none") if saved else config.prior
+    _need_ratings(evidence, context, prior_mode)
+    # Item statistics for scored pairs: the events known before the evaluated part, nothing later.
+    items = (ItemEvidence(context.known, LIKE_THRESHOLD) if evidence in ("item", "both") or prior_mode != "none"
+             else None)
     scale = rating_scale(context.known)
+    prior = saved_prior(saved) if saved else None
+    train: list[InstructionExample] = []
+    stop: list[InstructionExample] = []
+    if not saved and prior_mode != "none":
+        train, stop = known_examples(context, config)
+        prior = fit_prior(train)  # all training-part examples (like the item prior: every known rating)
+        train, stop = with_offsets(train, prior), with_offsets(stop, prior)
 
-    def scorer(yes_no: YesNoScorer, **info) -> TallRecScorer:
-        yes_no.show_progress = context.show_progress
+    def scorer(yes_no: YesNoScorer | None, **info) -> TallRecScorer:
+        if yes_no is not None:
+            yes_no.show_progress = context.show_progress
+        if prior is not None:
+            info["prior"] = prior.to_dict()
         return TallRecScorer(yes_no, titles, domain, config.history_len, info={**info, "evidence": evidence},
-                             evidence=evidence, item_evidence=items, scale=scale)
+                             evidence=evidence, item_evidence=items, scale=scale, prior=prior)
 
     if saved:
         return scorer(load_adapter(saved, device=config.device, batch_size=config.score_batch_size),
                       mode="loaded", adapter=str(saved))
+    if config.prior_only:
+        return scorer(None, mode="prior only")
     model, tokenizer = load_base(config)
     if config.zero_shot:
         return scorer(YesNoScorer(model.eval(), tokenizer, template=config.template, max_length=config.max_length,
                                   batch_size=config.score_batch_size, autocast_bf16=cpu_autocast(config)),
                       mode="zero-shot", model=config.model)
-    train, stop = known_examples(context, config)
+    if not train:
+        train, stop = known_examples(context, config)
     logger.info("tallrec: %d training and %d early-stopping examples from %d known events", len(train), len(stop),
                 len(context.known))
     result = train_tallrec(config, train, stop, model=model, tokenizer=tokenizer)
@@ -218,7 +259,8 @@ def build_tallrec(context: BuildContext, config: TallRecConfig) -> TallRecScorer
 
     # Under `accelerate launch` every process trains; only the main one writes and checks the adapter.
     if PartialState().is_main_process:
-        save_adapter(result, config.output_dir, stop or train)
+        save_adapter(result, config.output_dir, stop or train,
+                     extra=None if prior is None else {"prior": prior.to_dict()})
     return scorer(result.scorer, mode="trained", adapter=config.output_dir, model=config.model,
                   train_examples=result.train_examples, early_stopping_examples=len(stop), steps=result.steps,
                   best_valid_auc=result.best_valid_auc, train_auc=result.train_auc,

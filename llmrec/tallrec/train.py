@@ -146,12 +146,61 @@ class TrainResult:
         return self.real_tokens / self.seconds if self.seconds > 0 else float("nan")
 
 
-def encoded_dataset(encoder: PromptEncoder, examples: Sequence[TallRecExample]) -> Any:
+def encoded_dataset(encoder: PromptEncoder, examples: Sequence[TallRecExample], with_offsets: bool = False) -> Any:
+    """Pre-tokenised rows for trl; ``with_offsets``: also each example's prior logit and answer (the
+    columns :class:`OffsetYesNoTrainer` reads)."""
     from datasets import Dataset
 
     rows = [encoder.encode_for_training(e) for e in examples]
-    return Dataset.from_dict({"input_ids": [r.input_ids for r in rows],
-                              "completion_mask": [r.completion_mask for r in rows]})
+    columns: dict[str, list] = {"input_ids": [r.input_ids for r in rows],
+                                "completion_mask": [r.completion_mask for r in rows]}
+    if with_offsets:
+        columns.update(offset=[float(e.offset) for e in examples], answer=[int(e.label) for e in examples])
+    return Dataset.from_dict(columns)
+
+
+class _OffsetCollator:
+    """Wraps trl's collator, which keeps only token columns: the offset and answer go alongside."""
+
+    def __init__(self, collator: Any) -> None:
+        self.collator = collator
+
+    def __call__(self, features: list[dict]) -> dict:
+        offsets = [float(f.pop("offset")) for f in features]
+        answers = [int(f.pop("answer")) for f in features]
+        batch = self.collator(features)
+        batch["offset"] = torch.tensor(offsets, dtype=torch.float32)
+        batch["answer"] = torch.tensor(answers, dtype=torch.float32)
+        return batch
+
+
+def offset_trainer(yes_id: int, no_id: int, **kwargs: Any) -> Any:
+    """trl's ``SFTTrainer`` with TALLRec's answer loss replaced by the binary cross-entropy of
+    sigmoid(offset + logit(Yes) - logit(No)) at the answer position: with a collaborative prior as
+    the offset, LoRA learns what the prior gets wrong (see ``llmrec.tallrec.prior``). Scoring
+    (``YesNoScorer.p_yes``) computes the same quantity, so training and scoring agree."""
+    from trl import SFTTrainer
+
+    class OffsetYesNoTrainer(SFTTrainer):
+        def _set_signature_columns_if_needed(self) -> None:
+            super()._set_signature_columns_if_needed()
+            if self._signature_columns is not None and "offset" not in self._signature_columns:
+                self._signature_columns = [*self._signature_columns, "offset", "answer"]
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            offset, answer, labels = inputs.pop("offset"), inputs.pop("answer"), inputs.pop("labels")
+            inputs.pop("seq_lengths", None)
+            outputs = model(**inputs, use_cache=False)
+            # The answer token is the first labelled one; the logits one position earlier predict it.
+            position = (labels != -100).int().argmax(dim=1) - 1
+            logits = outputs.logits[torch.arange(len(position), device=position.device), position]
+            gap = (logits[:, yes_id] - logits[:, no_id]).float() + offset.to(logits.device)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(gap, answer.to(logits.device))
+            return (loss, outputs) if return_outputs else loss
+
+    trainer = OffsetYesNoTrainer(**kwargs)
+    trainer.data_collator = _OffsetCollator(trainer.data_collator)
+    return trainer
 
 
 def train_tallrec(config: TallRecConfig, train_examples: Sequence[TallRecExample],
@@ -178,15 +227,17 @@ def train_tallrec(config: TallRecConfig, train_examples: Sequence[TallRecExample
     peft_model = add_lora(model, config)
     scorer = YesNoScorer(peft_model, tokenizer, template=config.template, max_length=config.max_length,
                          batch_size=config.score_batch_size, autocast_bf16=cpu_autocast(config))
-    dataset = encoded_dataset(scorer.encoder, subset)
+    with_prior = config.prior != "none"
+    dataset = encoded_dataset(scorer.encoder, subset, with_offsets=with_prior)
     args = config.to_sft_config(None if output_dir is None else str(output_dir))
     callbacks = []
     early = None
     if valid:
         early = _auc_callback(scorer, valid, config.eval_every_steps, config.early_stopping_patience)
         callbacks.append(early)
-    trainer = SFTTrainer(model=peft_model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         callbacks=callbacks)
+    common = dict(model=peft_model, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=callbacks)
+    trainer = (offset_trainer(scorer.encoder.yes_id, scorer.encoder.no_id, **common) if with_prior
+               else SFTTrainer(**common))
     counter = _TokenCounter(trainer.data_collator)
     trainer.data_collator = counter
     device = resolve_device(config.device)
@@ -211,11 +262,12 @@ def train_tallrec(config: TallRecConfig, train_examples: Sequence[TallRecExample
 
 # ---------------------------------------------------------------------------------------- save / load
 def save_adapter(result: TrainResult, out_dir: str | Path, probe_examples: Sequence[TallRecExample],
-                 base_model: Any = None, atol: float = 1e-4) -> Path:
+                 base_model: Any = None, atol: float = 1e-4, extra: dict | None = None) -> Path:
     """Save the adapter (safetensors) + tokenizer + ``tallrec.json``, then run every guard: the
     files hold trained LoRA tensors, and a fresh base model + the saved adapter reproduce the
     trained model's P(Yes) on ``probe_examples``. ``base_model``: a fresh, untouched copy of the base
-    model for the reload check (default: load ``config.model`` again)."""
+    model for the reload check (default: load ``config.model`` again). ``extra``: more fields for
+    tallrec.json (the builder's collaborative prior)."""
     out_dir = Path(out_dir)
     probes = list(probe_examples)[:PROBE_EXAMPLES]
     if not probes:
@@ -231,8 +283,10 @@ def save_adapter(result: TrainResult, out_dir: str | Path, probe_examples: Seque
         "max_length": encoder.max_length,
         "answer_token_ids": [encoder.yes_id, encoder.no_id],
         "config": result.config.to_dict(),
-        "probe": [{"instruction": e.instruction, "input": e.input, "output": e.output} for e in probes],
+        "probe": [{"instruction": e.instruction, "input": e.input, "output": e.output, "offset": e.offset}
+                  for e in probes],
         "probe_p_yes": reference.tolist(),
+        **(extra or {}),
     }
     from llmrec.utils.io import write_json
 
@@ -275,7 +329,7 @@ def load_adapter(adapter_dir: str | Path, base_model: Any = None, base_name: str
                            f"{meta['answer_token_ids']}: tokenizer or template changed")
     if check and meta.get("probe"):
         probes = [TallRecExample(p["instruction"], p["input"], p["output"], 1 if p["output"].lower().startswith("y")
-                                 else 0) for p in meta["probe"]]
+                                 else 0, float(p.get("offset", 0.0))) for p in meta["probe"]]
         check_scores_reproduce(np.asarray(meta["probe_p_yes"]), scorer.p_yes(probes), adapter_dir)
     return scorer
 

@@ -23,6 +23,9 @@ class TallRecExample:
     output: str
     label: int
     """1 when ``output`` says yes, 0 when it says no."""
+    offset: float = 0.0
+    """A logit added to the model's logit(Yes) - logit(No): 0 for TALLRec as published; a collaborative
+    prior's logit with TALLRec's ``prior`` option (``llmrec.tallrec.prior``). Never read from a file."""
 
 
 def parse_answer(text: str) -> int | None:
