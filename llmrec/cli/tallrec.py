@@ -13,8 +13,9 @@ from pathlib import Path
 
 from llmrec.cli.options import add_dataclass_arguments, dataclass_from_args
 
-#: TallRecConfig fields that only the registered scorer reads (it builds its own examples).
-SCORER_ONLY = ("zero_shot", "early_stopping_share", "history_len", "output_dir")
+#: TallRecConfig fields that only the registered scorer reads (it builds its own examples; a prior
+#: is fitted on rating statistics, which a JSON file does not carry).
+SCORER_ONLY = ("zero_shot", "early_stopping_share", "history_len", "output_dir", "prior", "prior_only")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
