@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from test_tallrec_scorer import _options, synthetic  # noqa: E402  (same toy data and options)
@@ -17,7 +18,7 @@ from llmrec.registry import BuildContext, build_scorer
 from llmrec.scoring import History
 from llmrec.tallrec.config import TallRecConfig
 from llmrec.tallrec.data import item_titles, rating_examples
-from llmrec.tallrec.evidence import Stats
+from llmrec.tallrec.evidence import ItemEvidence, KnownResiduals, Stats, residuals_before, user_before
 from llmrec.tallrec.model import YesNoScorer
 from llmrec.tallrec.prior import FEATURES, CollaborativePrior, fit_prior, with_offsets
 from llmrec.tallrec.scorer import known_examples
@@ -65,6 +66,21 @@ def test_prior_learns_that_liked_items_get_liked_and_round_trips():
         CollaborativePrior.from_dict({**prior.to_dict(), "features": ["something else"]})
     with pytest.raises(ValueError, match="both answers"):
         CollaborativePrior.fit(stats[:3], [1, 1, 1])
+
+
+def test_user_residuals_compare_each_rating_with_its_items_earlier_mean():
+    events = pd.DataFrame({"user_id": ["a", "b", "c", "a", "c"], "item_id": ["1", "1", "1", "2", "2"],
+                           "timestamp": [1, 2, 2, 3, 4], "rating": [5.0, 3.0, 1.0, 4.0, 2.0]})
+    got = residuals_before(events)
+    # Item 1: first rating has no earlier mean; b and c (same second) both compare with a's 5.0.
+    assert np.isnan(got[0]) and got[1] == -2.0 and got[2] == -4.0 and np.isnan(got[3]) and got[4] == -2.0
+    habits = user_before(np.array([1.0, 2.0]), residuals=got[[2, 4]])  # user c's two ratings, in order
+    assert habits[0] is None and (habits[1].residual, habits[1].residual_count) == (-4.0, 1)
+    known = KnownResiduals(events, ItemEvidence(events))
+    # A known event keeps its residual at the time; an unknown one is compared with the known mean (item 1: 3.0).
+    assert known.of("c", ["1", "2"], [1.0, 2.0]) == [-4.0, -2.0]
+    assert known.of("d", ["1", "9"], [4.0, 3.0]) == [1.0, None]  # d's events are not known; 9 is unrated
+    assert known.of("a", ["1"], [5.0]) == [None]  # item 1 had no earlier rating when a rated it
 
 
 def test_example_statistics_come_from_strictly_earlier_events_only():

@@ -31,7 +31,14 @@ from llmrec.data.loaders.tallrec import TallRecExample, read_tallrec_json
 from llmrec.data.schema import ITEM, LABEL, LIKE_THRESHOLD, RATING, TIME, USER, Dataset, is_liked
 from llmrec.errors import DataFormatError
 from llmrec.llm.sanitize import clean_catalogue_text
-from llmrec.tallrec.evidence import Stats, check_evidence, evidence_text, items_before, user_before
+from llmrec.tallrec.evidence import (
+    Stats,
+    check_evidence,
+    evidence_text,
+    items_before,
+    residuals_before,
+    user_before,
+)
 from llmrec.tallrec.model import template_environment
 from llmrec.utils.io import atomic_write
 
@@ -147,6 +154,7 @@ def rating_examples(events: pd.DataFrame, titles: Mapping[str, str], domain: str
     examples: list[InstructionExample] = []
     events = events.reset_index(drop=True)
     item_stats = items_before(events, like_threshold) if evidence in ("item", "both") or with_stats else None
+    residuals = residuals_before(events, item_stats) if with_stats and item_stats is not None else None
     scale = rating_scale(events)
     # Sorted by (user, time) with a stable sort (as the schema does), so "before" is the file order on ties.
     events = events.assign(_row=np.arange(len(events))).sort_values([USER, TIME], kind="stable")
@@ -156,7 +164,8 @@ def rating_examples(events: pd.DataFrame, titles: Mapping[str, str], domain: str
         liked = is_liked(ratings, like_threshold)
         times = group[TIME].to_numpy()
         rows = group["_row"].to_numpy()
-        habits = user_before(ratings, like_threshold) if evidence in ("user", "both") or with_stats else None
+        habits = (user_before(ratings, like_threshold, None if residuals is None else residuals[rows])
+                  if evidence in ("user", "both") or with_stats else None)
         for i in range(min_history, len(items)):
             lo = max(0, i - history_len)
             if items[i] not in titles or not any(it in titles for it in items[lo:i]):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from llmrec.data.schema import ITEM, LIKE_THRESHOLD, RATING, TIME, is_liked
+from llmrec.data.schema import ITEM, LIKE_THRESHOLD, RATING, TIME, USER, is_liked
 
 EVIDENCE = ("none", "item", "user", "both")
 #: Popularity words by the item's rank among the items rated so far: (share from the top, level).
@@ -49,6 +49,10 @@ class Stats:
     mean: float
     liked: float
     top: float | None = None
+    residual: float = 0.0
+    """(users) the sum, over the rated items whose mean was known, of rating minus that mean: how much
+    more generous than others the user is (a bias model's user term); 0.0 for items."""
+    residual_count: int = 0
 
     @property
     def popularity(self) -> int:
@@ -56,12 +60,16 @@ class Stats:
         return next(level for bound, level in POPULARITY_LEVELS if top < bound or bound == 1.0)
 
 
-def summarize(ratings: Sequence[float] | np.ndarray | None, like_threshold: float = LIKE_THRESHOLD) -> Stats | None:
-    """A user's rating habits from the ratings of their history; None when there is none."""
+def summarize(ratings: Sequence[float] | np.ndarray | None, like_threshold: float = LIKE_THRESHOLD,
+              residuals: Sequence[float | None] | None = None) -> Stats | None:
+    """A user's rating habits from the ratings of their history; None when there is none.
+    ``residuals``: each rating minus its item's mean (None where unknown), for the residual fields."""
     if ratings is None or len(ratings) == 0:
         return None
     values = np.asarray(ratings, dtype=float)
-    return Stats(len(values), float(values.mean()), float(is_liked(values, like_threshold).mean()))
+    known = [r for r in residuals or () if r is not None and np.isfinite(r)]
+    return Stats(len(values), float(values.mean()), float(is_liked(values, like_threshold).mean()),
+                 residual=float(sum(known)), residual_count=len(known))
 
 
 def _item_stats(count: float, total: float, likes: float, counts: np.ndarray, rated: int) -> Stats | None:
@@ -122,12 +130,52 @@ def items_before(events: pd.DataFrame, like_threshold: float = LIKE_THRESHOLD) -
     return out
 
 
-def user_before(ratings: np.ndarray, like_threshold: float = LIKE_THRESHOLD) -> list[Stats | None]:
-    """For one user's ratings in history order, the habits over the ratings before each one."""
+def user_before(ratings: np.ndarray, like_threshold: float = LIKE_THRESHOLD,
+                residuals: np.ndarray | None = None) -> list[Stats | None]:
+    """For one user's ratings in history order, the habits over the ratings before each one.
+    ``residuals`` (aligned, NaN where the item's mean was unknown): see :func:`residuals_before`."""
     values = np.asarray(ratings, dtype=float)
     cum = np.r_[0.0, np.cumsum(values)]
     cum_liked = np.r_[0.0, np.cumsum(is_liked(values, like_threshold).astype(float))]
-    return [None if i == 0 else Stats(i, cum[i] / i, cum_liked[i] / i) for i in range(len(values))]
+    res = np.full(len(values), np.nan) if residuals is None else np.asarray(residuals, dtype=float)
+    cum_res = np.r_[0.0, np.cumsum(np.nan_to_num(res))]
+    cum_res_n = np.r_[0, np.cumsum(np.isfinite(res))]
+    return [None if i == 0 else Stats(i, cum[i] / i, cum_liked[i] / i, residual=float(cum_res[i]),
+                                      residual_count=int(cum_res_n[i])) for i in range(len(values))]
+
+
+def residuals_before(events: pd.DataFrame, item_stats: Sequence[Stats | None] | None = None) -> np.ndarray:
+    """For each row of ``events``: its rating minus its item's mean rating over the events strictly
+    earlier in time (NaN for an item not rated before). ``item_stats``: :func:`items_before` of the
+    same events, when already computed."""
+    stats = items_before(events) if item_stats is None else item_stats
+    ratings = events[RATING].to_numpy(dtype=float)
+    return np.array([r - s.mean if s is not None else np.nan for r, s in zip(ratings, stats, strict=True)])
+
+
+class KnownResiduals:
+    """A scored history's residuals (rating minus the item's mean), from the known events: a known
+    (user, item) event keeps the residual it had when it happened (:func:`residuals_before`, as a
+    training example sees it); any other history event is compared with the item's known mean."""
+
+    def __init__(self, events: pd.DataFrame, items: ItemEvidence) -> None:
+        residuals = residuals_before(events.reset_index(drop=True))
+        keys = zip(events[USER].astype(str), events[ITEM].astype(str), strict=True)
+        # None: the item had no earlier rating then; the training examples skip such events too.
+        self.at_event = {key: float(r) if np.isfinite(r) else None
+                         for key, r in zip(keys, residuals, strict=True)}
+        self.items = items
+
+    def of(self, user: str | None, items: Sequence[str], ratings: Sequence[float]) -> list[float | None]:
+        out: list[float | None] = []
+        for item, rating in zip(items, ratings, strict=True):
+            key = (str(user), str(item))
+            if user is not None and key in self.at_event:
+                out.append(self.at_event[key])
+                continue
+            stats = self.items.get(str(item))
+            out.append(None if stats is None else float(rating) - stats.mean)
+        return out
 
 
 def evidence_text(mode: str, item: Stats | None, user: Stats | None, target: str, domain: str,

@@ -11,9 +11,11 @@ and LoRA is trained with that offset in place (``train.OffsetYesNoTrainer``), so
 the LLM what the prior gets wrong instead of what it already knows. With an untrained LLM the
 offset is the prior plus the base model's zero-shot opinion.
 
-The prior is a logistic regression (scikit-learn) on five numbers of the evidence statistics
+The prior is a logistic regression (scikit-learn) on six numbers of the evidence statistics
 (``llmrec.tallrec.evidence.Stats``): the item's and the user's share of likes and mean rating, each
-shrunk toward the global values by ``SHRINK`` ratings, and the item's log number of ratings. It is
+shrunk toward the global values by ``SHRINK`` ratings, the item's log number of ratings, and how
+far above the items' means the user rates (each rating minus its item's mean when it was rated,
+shrunk toward 0). It is
 fitted on the training part of the examples built from the known events, each example's
 statistics taken from events strictly before its own target (``items_before`` / ``user_before``):
 the same statistics the scored pairs get from the events known before the evaluated part. Like the
@@ -36,7 +38,7 @@ PRIORS = ("none", "evidence")
 #: user then sits exactly at the global value).
 SHRINK = 5.0
 FEATURES = ("item share liked (logit, shrunk)", "user share liked (logit, shrunk)", "item mean rating (shrunk)",
-            "user mean rating (shrunk)", "item log(1 + ratings)")
+            "user mean rating (shrunk)", "item log(1 + ratings)", "user rating minus item mean (shrunk)")
 
 
 def check_prior(mode: str) -> str:
@@ -68,8 +70,10 @@ class CollaborativePrior:
                     (stats.mean * n + self.mean_rating * SHRINK) / (n + SHRINK))
 
         (item_liked, item_mean), (user_liked, user_mean) = shrunk(item), shrunk(user)
+        # How much more generous than others the user is (a bias model's user term), shrunk toward 0.
+        generosity = 0.0 if user is None else user.residual / (user.residual_count + SHRINK)
         return [_logit(item_liked), _logit(user_liked), item_mean - self.mean_rating, user_mean - self.mean_rating,
-                math.log1p(0 if item is None else item.count)]
+                math.log1p(0 if item is None else item.count), generosity]
 
     def logit(self, item: Stats | None, user: Stats | None) -> float:
         return float(np.dot(self.coef, self.features(item, user)) + self.intercept)

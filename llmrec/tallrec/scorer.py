@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 
 from llmrec.data.loaders.tallrec import TallRecExample
 from llmrec.data.schema import LIKE_THRESHOLD, RATING, Dataset, is_liked
@@ -42,7 +43,7 @@ from llmrec.tallrec.data import (
     rating_scale,
     sequence_examples,
 )
-from llmrec.tallrec.evidence import ItemEvidence, check_evidence, summarize
+from llmrec.tallrec.evidence import ItemEvidence, KnownResiduals, check_evidence, summarize
 from llmrec.tallrec.model import YesNoScorer
 from llmrec.tallrec.prior import CollaborativePrior, fit_prior, with_offsets
 from llmrec.tallrec.split import split_examples
@@ -56,7 +57,7 @@ class TallRecScorer:
     def __init__(self, yes_no: YesNoScorer | None, titles: Mapping[str, str], domain: str = "movie",
                  history_len: int = 10, name: str = "tallrec", info: dict | None = None,
                  evidence: str = "none", item_evidence: ItemEvidence | None = None, scale: float = 5.0,
-                 prior: CollaborativePrior | None = None) -> None:
+                 prior: CollaborativePrior | None = None, known: pd.DataFrame | None = None) -> None:
         if yes_no is None and prior is None:
             raise ValueError("tallrec: nothing to score with (no LLM and no prior)")
         self.yes_no = yes_no
@@ -72,6 +73,11 @@ class TallRecScorer:
             raise ValueError(f"tallrec: evidence {evidence!r} / a prior needs the item statistics of the known events")
         self.item_evidence = item_evidence
         self.scale = scale
+        # The user's residuals (rating minus item mean) for the prior, from the known events.
+        self.residuals = (KnownResiduals(known, item_evidence) if prior is not None and known is not None
+                          and item_evidence is not None else None)
+        if prior is not None and self.residuals is None:
+            raise ValueError("tallrec: a prior needs the known events (for the user's rating residuals)")
 
     def question(self, history: Sequence[str], candidate: str) -> InstructionExample:
         """The question about ``candidate`` after ``history`` (no answer attached). Evidence, when on,
@@ -84,7 +90,10 @@ class TallRecScorer:
         spec, offset = None, 0.0
         if self.evidence != "none" or self.prior is not None:
             item = self.item_evidence.get(str(candidate)) if self.item_evidence is not None else None
-            user = summarize(history_ratings(full), LIKE_THRESHOLD)
+            ratings_all = history_ratings(full)
+            residuals = (self.residuals.of(full.user, list(full), ratings_all)
+                         if self.residuals is not None and ratings_all is not None else None)
+            user = summarize(ratings_all, LIKE_THRESHOLD, residuals)
             spec = None if self.evidence == "none" else (self.evidence, item, user, self.scale)
             offset = 0.0 if self.prior is None else self.prior.logit(item, user)
         question = question_example(list(shown), liked, str(candidate), self.titles, self.domain, evidence=spec)
@@ -238,7 +247,8 @@ def build_tallrec(context: BuildContext, config: TallRecConfig) -> TallRecScorer
         if prior is not None:
             info["prior"] = prior.to_dict()
         return TallRecScorer(yes_no, titles, domain, config.history_len, info={**info, "evidence": evidence},
-                             evidence=evidence, item_evidence=items, scale=scale, prior=prior)
+                             evidence=evidence, item_evidence=items, scale=scale, prior=prior,
+                             known=context.known)
 
     if saved:
         return scorer(load_adapter(saved, device=config.device, batch_size=config.score_batch_size),
