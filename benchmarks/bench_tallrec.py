@@ -295,6 +295,8 @@ def evidence(args) -> int:
     context = build_context(split, config)
     evaluate = make_evaluator(split, config, context)
     evaluate.keep_predictions = True  # per-pair predictions: paired bootstrap of each trained run's lift
+    if args.rerender:
+        return rerender_evidence(args, split, evaluate.values)
     results: dict[str, dict] = {name: evaluate(build_scorer(name, context)) for name in ("item-prior", "popularity",
                                                                                             "bias")}
     label = described(args)
@@ -353,19 +355,37 @@ def prior_sentence(args) -> str:
     if args.prior == "none":
         return ""
     return (" Prior 'evidence' (llmrec.tallrec.prior, CoLLM-style collaborative signal as a logit offset): a "
-            "logistic regression on the item's and the user's shrunk share liked and mean rating and the item's "
-            "log rating count, fitted on every training-part example built from the known events (each from "
+            "logistic regression on the item's and the user's shrunk share liked and mean rating, the item's "
+            "log rating count and the user's generosity (mean of rating minus the item's mean, shrunk), fitted "
+            "on every training-part example built from the known events (each from "
             "events strictly before its own target, like the evidence); TALLRec's P(like) = sigmoid(prior + "
             "logit(Yes) - logit(No)), and LoRA trains that same quantity's log loss on the shots, so the LLM learns "
             "the residual. 'collaborative prior alone' is the same prior with no LLM: the ablation, and a non-LLM "
             "baseline. The difference table is paired over the same pairs (bootstrap over pairs, 2,000 "
-            "resamples).")
+            "resamples); 'minus tallrec zero-shot' is what training added to the untrained LLM.")
 
 
 def described(args, evidence: str | None = None) -> str:
     """How a TALLRec row was set up: the prompt's evidence and the prior, in the row names."""
     text = f"evidence {evidence or args.evidence}"
     return text + (f" + {args.prior} prior" if args.prior != "none" else "")
+
+
+def rerender_evidence(args, split, labels) -> int:
+    """Rebuild the record's tables from its stored rows and per-pair predictions (nothing is scored);
+    the labels are the evaluator's, the same seeded pairs, checked against every stored AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    name = "tallrec_prior" if args.prior != "none" else "tallrec_evidence"
+    stored = json.loads((RESULTS_DIR / f"{name}.json").read_text())
+    data = stored["data"]
+    for row, result in data["results"].items():
+        if abs(roc_auc_score(labels, result["per_pair"]) - result["auc"]) > 1e-9:
+            raise SystemExit(f"--rerender: {row}'s stored predictions do not give its AUC on these pairs")
+    planned = len(args.shots) * len(args.seeds)  # pass the measuring run's flags
+    evidence_record(args, split, data["results"], data["tuned_runs"], data["throughput"], planned,
+                    data["seconds"], labels, command=stored["command"])
+    return 0
 
 
 def lift_rows(results: dict, runs: list[dict], labels, against: list[str]) -> list[dict]:
@@ -376,13 +396,13 @@ def lift_rows(results: dict, runs: list[dict], labels, against: list[str]) -> li
     for r in runs:
         for other in against:
             d = paired_auc_difference(labels, results[r["scorer"]]["per_pair"], results[other]["per_pair"])
-            rows.append({"trained run": r["scorer"], "minus": other, "AUC difference": d["mean"],
+            rows.append({"row": r["scorer"], "minus": other, "AUC difference": d["mean"],
                          "95% low": d["low"], "95% high": d["high"], "pairs": d["pairs"]})
     return rows
 
 
 def evidence_record(args, split, results: dict, runs: list[dict], speed: list[dict], planned: int,
-                    seconds: float, labels) -> None:
+                    seconds: float, labels, command: str | None = None) -> None:
     first = results["item-prior"]
     pairs = f"{first['population']['pairs']:,} of {first['population']['pairs_total']:,}"
     by_name = {r["scorer"]: r for r in runs}
@@ -419,8 +439,11 @@ def evidence_record(args, split, results: dict, runs: list[dict], speed: list[di
             reference = (f" Without evidence (the tallrec_pointwise record, same pairs, fp32): zero-shot "
                          f"{zero['auc']:.4f}, item prior there {old['item-prior']['auc']:.4f}.")
     summary = split.summary()
-    against = [n for n in (PRIOR_ALONE, best) if n in results]
+    zero = next((n for n in results if "zero-shot" in n and described(args) in n), None)
+    against = [n for n in (PRIOR_ALONE, best, zero) if n in results]  # the prior, the best baseline, no training
     lifts = lift_rows(results, runs, labels, list(dict.fromkeys(against)))
+    if zero and PRIOR_ALONE in results:  # the untrained LLM's own share of the lift
+        lifts.insert(0, lift_rows(results, [{"scorer": zero}], labels, [PRIOR_ALONE])[0])
     markdown = (markdown_table(rows) + "\n\n" + (markdown_table(lifts) + "\n\n" if lifts else "") + markdown_table(
         [{k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()} for r in speed]))
     epochs = f"max(1, {args.example_passes} / shots)" if args.example_passes else args.epochs
@@ -448,15 +471,15 @@ def evidence_record(args, split, results: dict, runs: list[dict], speed: list[di
             "lifts": lifts,
             "complete": len(runs) == planned, "goals": {str(k): v for k, v in GOALS.items()},
             "paper": {str(k): v for k, v in TALLREC_PAPER.items()}}
+    command = command or "python benchmarks/bench_tallrec.py " + shlex.join(sys.argv[1:])
     if not args.no_record and args.prior == "none":
         record("tallrec_evidence", "TALLRec with collaborative evidence in the prompt: MovieLens 100K pointwise AUC "
                "(temporal split) at 16 / 64 / 256 shots beside the item prior, popularity and the bias model",
-               "python benchmarks/bench_tallrec.py " + shlex.join(sys.argv[1:]), markdown, data, notes)
+               command, markdown, data, notes)
     elif not args.no_record:
         record("tallrec_prior", "TALLRec with a collaborative prior on the answer's logit (CoLLM-style): MovieLens "
                "100K pointwise AUC (temporal split) at 16 / 64 / 256 shots beside the prior alone, the item prior, "
-               "popularity and the bias model", "python benchmarks/bench_tallrec.py " + shlex.join(sys.argv[1:]),
-               markdown, data, notes)
+               "popularity and the bias model", command, markdown, data, notes)
     print(markdown)
     print(notes, flush=True)
 
@@ -505,6 +528,8 @@ def throughput(examples, model: str, steps: int, threads: int, only_llmrec: bool
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("protocol", choices=["fewshot", "pointwise", "evidence"])
+    parser.add_argument("--rerender", action="store_true",
+                        help="evidence: rebuild the record's tables from its stored predictions (nothing scored)")
     parser.add_argument("--prior", default="none", choices=["none", "evidence"],
                         help="evidence: TALLRec's collaborative prior on the answer's logit (record tallrec_prior)")
     parser.add_argument("--evidence", default="both", choices=["none", "item", "user", "both"],

@@ -15,6 +15,11 @@ leak-free: ``llmrec.tallrec.evidence``) and, on a CPU with avx512_bf16 / AMX, bf
     python scripts/train_tallrec.py --shots 64 --evidence both --bf16 --max_cases 200 \
         --baselines item-prior popularity bias --output_dir adapters/tallrec-64-evidence
 
+With the collaborative prior on the answer's logit (CoLLM-style; LoRA learns the residual), beside
+the prior alone:
+    python scripts/train_tallrec.py --shots 16 --prior evidence --max_cases 200 \
+        --baselines item-prior bias --output_dir adapters/tallrec-16-prior
+
 One GPU, bf16, 4-bit QLoRA on a larger model:
     accelerate launch --config_file scripts/accelerate/single_gpu.yaml scripts/train_tallrec.py \
         --model /models/Llama-2-7b-hf --bf16 --load_in_4bit --gradient_checkpointing --shots 256 \
