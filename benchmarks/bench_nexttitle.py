@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
                     raise SystemExit(f"--rerender {args.rerender}: the record predates stored settings; pass "
                                      "--load ADAPTER (and --trained-by COMMAND) so they are read from the adapter")
                 data["settings"] = json.loads((Path(args.load) / "nexttitle.json").read_text())["config"]
-                data.update(loaded_from=args.load, trained_by=args.trained_by)
+                # --trained-by: the record evaluated an adapter trained elsewhere; without it, that run trained it.
+                data.update(loaded_from=args.load if args.trained_by else None, trained_by=args.trained_by)
             return describe(data, results, said)
 
         return rerender(args.rerender, describe_stored, "nexttitle")
