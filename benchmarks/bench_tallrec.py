@@ -371,13 +371,16 @@ def described(args, evidence: str | None = None) -> str:
     return text + (f" + {args.prior} prior" if args.prior != "none" else "")
 
 
+def record_name(args) -> str:
+    return args.name or ("tallrec_prior" if args.prior != "none" else "tallrec_evidence")
+
+
 def rerender_evidence(args, split, labels) -> int:
     """Rebuild the record's tables from its stored rows and per-pair predictions (nothing is scored);
     the labels are the evaluator's, the same seeded pairs, checked against every stored AUC."""
     from sklearn.metrics import roc_auc_score
 
-    name = "tallrec_prior" if args.prior != "none" else "tallrec_evidence"
-    stored = json.loads((RESULTS_DIR / f"{name}.json").read_text())
+    stored = json.loads((RESULTS_DIR / f"{record_name(args)}.json").read_text())
     data = stored["data"]
     for row, result in data["results"].items():
         if abs(roc_auc_score(labels, result["per_pair"]) - result["auc"]) > 1e-9:
@@ -473,13 +476,13 @@ def evidence_record(args, split, results: dict, runs: list[dict], speed: list[di
             "paper": {str(k): v for k, v in TALLREC_PAPER.items()}}
     command = command or "python benchmarks/bench_tallrec.py " + shlex.join(sys.argv[1:])
     if not args.no_record and args.prior == "none":
-        record("tallrec_evidence", "TALLRec with collaborative evidence in the prompt: MovieLens 100K pointwise AUC "
+        record(record_name(args), "TALLRec with collaborative evidence in the prompt: MovieLens 100K pointwise AUC "
                "(temporal split) at 16 / 64 / 256 shots beside the item prior, popularity and the bias model",
                command, markdown, data, notes)
     elif not args.no_record:
-        record("tallrec_prior", "TALLRec with a collaborative prior on the answer's logit (CoLLM-style): MovieLens "
-               "100K pointwise AUC (temporal split) at 16 / 64 / 256 shots beside the prior alone, the item prior, "
-               "popularity and the bias model", command, markdown, data, notes)
+        record(record_name(args), "TALLRec with a collaborative prior on the answer's logit (CoLLM-style): MovieLens "
+               f"100K pointwise AUC (temporal split, {pairs} pairs) at {' / '.join(map(str, args.shots))} shots "
+               "beside the prior alone, the item prior, popularity and the bias model", command, markdown, data, notes)
     print(markdown)
     print(notes, flush=True)
 
@@ -528,6 +531,8 @@ def throughput(examples, model: str, steps: int, threads: int, only_llmrec: bool
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("protocol", choices=["fewshot", "pointwise", "evidence"])
+    parser.add_argument("--name", default=None,
+                        help="evidence: record name (default tallrec_prior with --prior, else tallrec_evidence)")
     parser.add_argument("--rerender", action="store_true",
                         help="evidence: rebuild the record's tables from its stored predictions (nothing scored)")
     parser.add_argument("--prior", default="none", choices=["none", "evidence"],
