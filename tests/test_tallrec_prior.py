@@ -10,10 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_tallrec_scorer import _options, synthetic  # noqa: E402  (same toy data and options)
+
+# The same toy data, options and tiny-model fixtures as the scorer tests: pytest registers imported
+# fixtures, and their use as test arguments is what ruff's F811 reports here.
+# ruff: noqa: F811
+from test_tallrec_scorer import _options, model_dir, split, synthetic, tokenizer  # noqa: F401
 
 from llmrec.data.splits import make_split
-from llmrec.llm.testing import tiny_llama, train_tiny_tokenizer
+from llmrec.llm.testing import tiny_llama
 from llmrec.registry import BuildContext, build_scorer
 from llmrec.scoring import History
 from llmrec.tallrec.config import TallRecConfig
@@ -25,24 +29,6 @@ from llmrec.tallrec.scorer import known_examples
 from llmrec.tallrec.train import encoded_dataset, offset_trainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return train_tiny_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tokenizer, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny_llama_prior")
-    tiny_llama(len(tokenizer)).save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    return folder
-
-
-@pytest.fixture(scope="module")
-def split():
-    return make_split(synthetic(), "temporal", test_ratio=0.25, valid_ratio=0.1)
 
 
 def test_prior_learns_that_liked_items_get_liked_and_round_trips():
